@@ -1,0 +1,1 @@
+"""The paylimit notifier: delivers each alert exactly once (Redis reserve/deliver/confirm)."""

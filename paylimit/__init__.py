@@ -1,0 +1,1 @@
+"""paylimit: real-time daily payment-transaction limit monitoring on Apache Kafka."""

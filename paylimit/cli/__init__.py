@@ -1,0 +1,1 @@
+"""The `paylimit` command: a typer root with one module per command group."""

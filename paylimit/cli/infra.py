@@ -1,0 +1,50 @@
+"""`paylimit infra up | down | status | env`: the local Kafka broker and Redis server."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from paylimit.cli.common import console, settings
+from paylimit.runtime import local
+
+app = typer.Typer(help="The local real Kafka broker (KRaft) and Redis server, without Docker.", no_args_is_help=True)
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka and Redis (harmless if they already run) and wait until both answer."""
+    s = settings()
+    with console.status("Starting Kafka and Redis…") as status:
+        state = local.up(s, announce=lambda msg: (console.print(f"[cyan]{msg}[/]"), status.update(msg)))
+    console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {state.kafka_pid})")
+    console.print(f"Redis  [green]{state.redis_url}[/]  (pid {state.redis_pid})")
+
+
+@app.command()
+def down() -> None:
+    """Stop Kafka and Redis; their data stays under PAYLIMIT_HOME."""
+    local.down(settings())
+    console.print("Kafka and Redis stopped.")
+
+
+@app.command()
+def status() -> None:
+    """Say what runs."""
+    state = local.read_state(settings())
+    table = Table("service", "state", "address", "pid")
+    table.add_row("kafka", _word(state.kafka_running), state.kafka_bootstrap or "-", str(state.kafka_pid or "-"))
+    table.add_row("redis", _word(state.redis_running), state.redis_url or "-", str(state.redis_pid or "-"))
+    console.print(table)
+
+
+@app.command()
+def env() -> None:
+    """Print PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=… and PAYLIMIT_REDIS_URL=… lines for `eval`."""
+    s = local.resolve(settings())
+    print(f"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={s.kafka_bootstrap_servers}")
+    print(f"PAYLIMIT_REDIS_URL={s.redis_url}")
+
+
+def _word(running: bool) -> str:
+    return "[green]running[/]" if running else "[dim]stopped[/]"

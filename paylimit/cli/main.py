@@ -1,0 +1,24 @@
+"""The `paylimit` root command: joins the command groups and turns user mistakes into one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from paylimit.cli import infra
+from paylimit.cli.common import fail
+from paylimit.errors import PaylimitError
+
+
+class _App(typer.Typer):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except PaylimitError as exc:
+            fail(str(exc))
+
+
+app = _App(help="paylimit: real-time daily payment-limit monitoring on Apache Kafka.", no_args_is_help=True,
+           pretty_exceptions_enable=False)
+app.add_typer(infra.app, name="infra")

@@ -1,0 +1,54 @@
+"""Kafka plumbing shared by the services: creating paylimit's topics and waiting for the broker."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from paylimit.errors import InfraError
+from paylimit.settings import Settings
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """The topics paylimit owns; limits are compacted (latest override per user wins)."""
+    p, rf = settings.partitions, settings.replication_factor
+    return [
+        NewTopic(settings.topic_transactions, p, rf),
+        NewTopic(settings.topic_alerts, p, rf),
+        NewTopic(settings.topic_dlq, p, rf),
+        NewTopic(settings.topic_limits, 1, rf, config={"cleanup.policy": "compact"}),
+    ]
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Create paylimit's topics if missing; each admin future is checked on its own."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [t for t in topic_specs(settings) if t.topic not in existing]
+    if not wanted:
+        return
+    for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise InfraError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+
+
+def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
+    """Block until the broker answers a metadata request, or raise InfraError."""
+    # log_level 0: while the broker boots, librdkafka would print a "connection refused" line per try
+    admin = AdminClient(settings.kafka_client_config(log_level=0))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            md = admin.list_topics(timeout=2)
+            if md.brokers:
+                return
+        except KafkaException as exc:
+            last = exc.args[0].str()
+        time.sleep(0.3)
+    raise InfraError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s {last}".strip())

@@ -1,0 +1,91 @@
+"""The one settings object: every `PAYLIMIT_*` environment variable, read once and passed down.
+
+`get_settings()` reads the environment; commands call it once and hand the frozen result to the
+services. `kafka_client_config()` and `redis_client()` are the only places client options are
+assembled, so SASL/SSL and the like pass through to every Kafka client the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYLIMIT_", frozen=True, extra="ignore")
+
+    # where a run's state lives (infra data, logs, notifications log)
+    home: Path = Field(Path(".paylimit"), description="Directory for infra data, logs and the notifications log")
+    cache_dir: Path = Field(Path.home() / ".cache" / "paylimit", description="Cache for downloaded Kafka jars (shared by clones)")
+
+    # Kafka connection; None means "find the local infra" (see paylimit.runtime)
+    kafka_bootstrap_servers: str | None = Field(None, description="Kafka bootstrap servers, e.g. host:9092")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_version: str = Field("4.3.1", description="Apache Kafka version the local runtime runs")
+    kafka_heap: str = Field("768m", description="Max heap of the local Kafka broker")
+
+    redis_url: str | None = Field(None, description="Redis URL; None means the local infra's")
+
+    # topics and consumer groups
+    app_id: str = Field("paylimit", description="faust app id = the stream workers' consumer group")
+    topic_transactions: str = "payments.transactions"
+    topic_alerts: str = "payments.alerts"
+    topic_dlq: str = "payments.transactions.dlq"
+    topic_limits: str = "payments.limits"
+    partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
+    replication_factor: int = Field(1, ge=1)
+    notifier_group: str | None = Field(None, description="Notifier consumer group (default: APP_ID-notifier)")
+
+    # counting semantics
+    default_timezone: str = Field("Asia/Kolkata", description="Zone for transactions without `timezone`")
+    daily_limit: int = Field(10, ge=0, description="Successful transactions allowed per local day")
+    retention: timedelta = Field(timedelta(days=2), description="How long after its day ends a late event still counts")
+    max_clock_skew: timedelta = Field(timedelta(hours=1), description="How far ahead of the wall clock an event may be dated")
+    max_record_bytes: int = Field(16 * 1024, ge=256, description="Records larger than this are dead-lettered as too_large")
+
+    # services
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, description="Worker HTTP port (0 = pick a free one)")
+    commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits")
+    webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
+    notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
+
+    @property
+    def notifications_log(self) -> Path:
+        return self.home / "notifications.jsonl"
+
+    @property
+    def notifier_group_id(self) -> str:
+        return self.notifier_group or f"{self.app_id}-notifier"
+
+    def kafka_client_config(self, **extra: Any) -> dict[str, Any]:
+        """librdkafka options for confluent-kafka clients (producer, consumer, admin)."""
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError("Kafka bootstrap servers are not set (PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS)")
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location:
+            conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        conf.update(extra)
+        return conf
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the environment (PAYLIMIT_*) once; keyword overrides win."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""The paylimit payment simulator: seeded scenarios, the independent oracle, the Kafka publisher."""

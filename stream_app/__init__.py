@@ -1,0 +1,1 @@
+"""The paylimit stream worker (faust): validation, local-day counting, alerts, usage views."""
