@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     topic_transactions: str = "payments.transactions"
     topic_alerts: str = "payments.alerts"
     topic_dlq: str = "payments.transactions.dlq"
-    topic_limits: str = "payments.limits"
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
     replication_factor: int = Field(1, ge=1)
     notifier_group: str | None = Field(None, description="Notifier consumer group (default: APP_ID-notifier)")
@@ -61,6 +60,13 @@ class Settings(BaseSettings):
     @property
     def notifications_log(self) -> Path:
         return self.home / "notifications.jsonl"
+
+    @property
+    def topic_limits(self) -> str:
+        """Per-user limit overrides: compacted, read by the workers as the faust GlobalTable
+        `limits`, whose changelog topic this is (faust names it; a custom name stalls faust's
+        partition assignment)."""
+        return f"{self.app_id}-limits-changelog"
 
     @property
     def notifier_group_id(self) -> str:

@@ -67,7 +67,6 @@ def make_settings(services: tuple[str, str], tmp_path: Path) -> Callable[..., Se
             topic_transactions=f"tx-{tag}",
             topic_alerts=f"alerts-{tag}",
             topic_dlq=f"dlq-{tag}",
-            topic_limits=f"limits-{tag}",
             web_port=0,
         )
         values.update(overrides)

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from paylimit.cli import infra
+from paylimit.cli import infra, worker
 from paylimit.cli.common import fail
 from paylimit.errors import PaylimitError
 
@@ -22,3 +22,4 @@ class _App(typer.Typer):
 app = _App(help="paylimit: real-time daily payment-limit monitoring on Apache Kafka.", no_args_is_help=True,
            pretty_exceptions_enable=False)
 app.add_typer(infra.app, name="infra")
+app.command("worker")(worker.worker)

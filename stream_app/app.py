@@ -1,0 +1,154 @@
+"""`build_app(settings)`: the faust app with its topics, tables, the counting agent and the views.
+
+The agent only calls the pure functions (validation, local day, counting, alerts); the order of
+its side effects is what makes a crash at any moment safe:
+  1. the day's new value and the partition's stream time go into the `days` table (one changelog
+     topic, the source partition, so they persist in processing order);
+  2. an alert is sent and its broker ack awaited before the next record is processed;
+  3. faust flushes the producer before it commits the source offset (at-least-once).
+A record replayed after a crash is then a duplicate of its day (not counted again), and if it
+was the crossing transaction its alert is sent again with the same alert_id.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import faust
+from faust.types import Message
+
+from paylimit.contracts import DeadLetter, InvalidRecord, encode
+from paylimit.settings import Settings
+from stream_app.alerts import alert_for
+from stream_app.counting import DayCount, Outcome, decide, expired
+from stream_app.limits import limit_for, limits_table
+from stream_app.localday import local_day
+from stream_app.metrics import Metrics
+from stream_app.validation import validate
+from stream_app.views import register_views
+
+log = logging.getLogger("paylimit.worker")
+
+DAY = 86400.0
+
+
+def stream_time_key(partition: int) -> str:
+    return f"__stream_time__|{partition}"
+
+
+def day_key(user_id: str, date: str) -> str:
+    return f"{user_id}|{date}"
+
+
+def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if protocol.endswith("SSL"):
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+        if protocol == "SSL":
+            return faust.SSLCredentials(ssl_context)
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        ssl_context=ssl_context,
+    )
+
+
+def build_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_interval,
+        # a killed worker's partitions move on within seconds, not faust's default 60 s
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        producer_acks=-1,
+        table_standby_replicas=0,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        datadir=str(settings.home / "worker"),
+    )
+    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    transactions = app.topic(settings.topic_transactions, partitions=settings.partitions, **raw)
+    alerts = app.topic(settings.topic_alerts, partitions=settings.partitions, **raw)
+    dead_letters = app.topic(settings.topic_dlq, partitions=settings.partitions, **raw)
+    days = app.Table("days", default=None, partitions=settings.partitions)
+    limits = limits_table(app)
+    metrics = Metrics()
+    cleaned_through: dict[int, float] = {}
+
+    async def dead_letter(msg: Message, error: str, reason: str) -> None:
+        metrics.dead_letter(error)
+        letter = DeadLetter.of(msg.value or b"", topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                               error=error, reason=reason, at=datetime.now(timezone.utc))
+        await dead_letters.send(key=msg.key, value=encode(letter))
+
+    def drop_expired_days(partition: int, stream_time: float) -> None:
+        """Once per day of stream time per partition: forget days past twice the retention."""
+        if stream_time < cleaned_through.get(partition, float("-inf")) + DAY:
+            return
+        cleaned_through[partition] = stream_time
+        for key, value in list(days.data.items()):
+            if isinstance(value, dict) and value["p"] == partition and expired(
+                DayCount.from_json(value), stream_time, settings.retention
+            ):
+                del days[key]
+
+    async def handle(msg: Message) -> None:
+        now = datetime.now(timezone.utc)
+        try:
+            tx = validate(msg.value, now, settings)
+        except InvalidRecord as exc:
+            await dead_letter(msg, exc.error, exc.reason)
+            return
+        day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
+        key, st_key = day_key(tx.user_id, day.key), stream_time_key(msg.partition)
+        current = days.get(key)
+        stream_time = days.get(st_key)
+        decision = decide(
+            tx, day, DayCount.from_json(current) if current else None, stream_time,
+            limit_for(limits, tx.user_id, settings.daily_limit), settings.retention, msg.partition,
+        )
+        if decision.outcome is Outcome.TOO_LATE:
+            await dead_letter(msg, "too_late", f"its local day {day.key} ({day.zone}) ended more than "
+                              f"{settings.retention} before the stream time")
+            return
+        metrics.outcome(decision.outcome)
+        if decision.day is not None:
+            days[key] = decision.day.to_json()
+        if decision.stream_time != stream_time:
+            days[st_key] = decision.stream_time
+        if decision.alert_day is not None:
+            alert = alert_for(decision.alert_day, now)
+            sent = await alerts.send(key=tx.user_id.encode(), value=encode(alert))
+            await sent  # the broker's ack, before the next record (see the module docstring)
+            log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
+                     alert.count, " (re-sent)" if decision.outcome is Outcome.RESEND else "")
+        if decision.stream_time is not None:
+            drop_expired_days(msg.partition, decision.stream_time)
+
+    @app.agent(transactions, name="count-transactions")
+    async def count_transactions(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handle(event.message)
+
+    @app.timer(10.0)
+    async def report() -> None:
+        log.info("records %s", metrics.line())
+
+    register_views(app, settings, days, limits, metrics)
+    return app

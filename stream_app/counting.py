@@ -1,0 +1,96 @@
+"""What one valid transaction does to its user's day: the pure decision, state passed in and out.
+
+Everything about one (user, local day) lives in one `DayCount`, written as one table value (one
+changelog record): the counted transaction ids and, once known, the crossing transaction. So a
+replayed transaction can neither count twice nor lose its alert: if it is the crossing one, the
+decision says to send the alert again (same alert_id; the notifier drops the repeat).
+
+The processing order (README, "Counting semantics"):
+  duplicate check -> too_late check -> stream time advances -> status filter -> count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+
+from paylimit.contracts import Transaction
+from stream_app.localday import LocalDay
+
+
+class Outcome(str, Enum):
+    COUNTED = "counted"
+    CROSSED = "crossed"  # counted, and took the day over the limit: raise the alert
+    DUPLICATE = "duplicate"
+    RESEND = "resend"  # a duplicate of the day's crossing transaction: send its alert again
+    NOT_SUCCEEDED = "not_succeeded"
+    TOO_LATE = "too_late"
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """One user's counted transactions of one local day (the table value)."""
+
+    user_id: str
+    date: str
+    zone: str
+    partition: int
+    end: float  # the day's end, epoch seconds (for lateness and cleanup)
+    first_seen_at: str
+    ids: tuple[str, ...] = ()
+    crossing: str | None = None
+    limit: int | None = None  # the limit in force when the day crossed it
+    late: bool = False
+
+    def to_json(self) -> dict:
+        return {"u": self.user_id, "d": self.date, "z": self.zone, "p": self.partition, "e": self.end,
+                "f": self.first_seen_at, "i": list(self.ids), "x": self.crossing, "l": self.limit, "t": self.late}
+
+    @classmethod
+    def from_json(cls, v: dict) -> "DayCount":
+        return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], tuple(v["i"]), v["x"], v["l"], v["t"])
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    day: DayCount | None  # the new value to store, or None when nothing changes
+    stream_time: float | None  # the partition's stream time after this record (epoch seconds)
+    alert_day: DayCount | None = field(default=None)  # the day to alert for (CROSSED or RESEND)
+
+
+def decide(
+    tx: Transaction,
+    day: LocalDay,
+    current: DayCount | None,
+    stream_time: float | None,
+    limit: int,
+    retention: timedelta,
+    partition: int,
+) -> Decision:
+    """Apply one valid transaction to its day; pure."""
+    counted = tx.status == "succeeded"
+    if counted and current is not None and tx.transaction_id in current.ids:
+        if tx.transaction_id == current.crossing:
+            return Decision(Outcome.RESEND, None, stream_time, current)
+        return Decision(Outcome.DUPLICATE, None, stream_time)
+    end = day.end.timestamp()
+    if stream_time is not None and stream_time >= end + retention.total_seconds():
+        return Decision(Outcome.TOO_LATE, None, stream_time)
+    st = max(stream_time or float("-inf"), tx.occurred_at.timestamp())
+    if not counted:
+        return Decision(Outcome.NOT_SUCCEEDED, None, st)
+    base = current or DayCount(tx.user_id, day.key, day.zone, partition, end, tx.occurred_at.isoformat())
+    updated = replace(base, ids=(*base.ids, tx.transaction_id))
+    # `>` rather than `== limit + 1`: a limit lowered during the day alerts on the next transaction
+    if base.crossing is None and len(updated.ids) > limit:
+        updated = replace(updated, crossing=tx.transaction_id, limit=limit, late=end < st)
+        return Decision(Outcome.CROSSED, updated, st, updated)
+    return Decision(Outcome.COUNTED, updated, st)
+
+
+def expired(day: DayCount, stream_time: float, retention: timedelta) -> bool:
+    """May the day's state be dropped? Kept for twice the retention, so a duplicate arriving just
+    past the retention is still recognised as a duplicate (and a replayed crossing one re-alerts)."""
+    return stream_time >= day.end + 2 * retention.total_seconds()

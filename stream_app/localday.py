@@ -1,0 +1,51 @@
+"""The calendar day of an event in the account's own time zone, and that day's bounds.
+
+Not a UTC day and not a rolling 24 h: the local date of `occurred_at` in the zone, with the day
+starting and ending at local midnight (so a daylight-saving day lasts 23 or 25 hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class LocalDay:
+    date: date
+    zone: str
+    start: datetime  # local midnight starting the day (aware, in the zone)
+    end: datetime  # the next local midnight
+
+    @property
+    def key(self) -> str:
+        return self.date.isoformat()
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+@lru_cache(maxsize=65536)
+def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
+    """Local midnight starting `day` and the next one, in the zone."""
+    tz = zone(zone_name)
+    return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+
+
+def local_day(occurred_at: datetime, zone_name: str) -> LocalDay:
+    """The local calendar day `occurred_at` falls on in `zone_name`."""
+    day = occurred_at.astimezone(zone(zone_name)).date()
+    start, end = day_bounds(day, zone_name)
+    return LocalDay(day, zone_name, start, end)
+
+
+def today(now: datetime, zone_name: str) -> LocalDay:
+    return local_day(now, zone_name)
