@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from paylimit.cli import infra, worker
+from paylimit.cli import infra, limits, worker
 from paylimit.cli.common import fail
 from paylimit.errors import PaylimitError
 
@@ -22,4 +22,5 @@ class _App(typer.Typer):
 app = _App(help="paylimit: real-time daily payment-limit monitoring on Apache Kafka.", no_args_is_help=True,
            pretty_exceptions_enable=False)
 app.add_typer(infra.app, name="infra")
+app.add_typer(limits.app, name="limits")
 app.command("worker")(worker.worker)

@@ -1,0 +1,56 @@
+"""The counting agent under faust's test_context: records in, alerts and dead letters out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from unittest.mock import patch
+
+import faust
+import pytest
+from faust.topics import Topic
+
+from paylimit.settings import get_settings
+from stream_app.app import build_app
+
+
+def record(tid: str, at: str, user: str = "u1", **extra: Any) -> bytes:
+    body = {"transaction_id": tid, "user_id": user, "amount": "12.50", "currency": "INR",
+            "status": "succeeded", "occurred_at": at, **extra}
+    return json.dumps(body).encode()
+
+
+@pytest.fixture
+def app(tmp_path: Any) -> faust.App:
+    return build_app(get_settings(kafka_bootstrap_servers="localhost:1", home=tmp_path, daily_limit=2,
+                                  app_id="agent-test"))
+
+
+def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
+    sent: list[tuple[str, bytes, bytes]] = []
+
+    async def fake_send(self: Topic, *, key: bytes, value: bytes, **_: Any) -> Any:
+        # faust's test_context has no broker: capture what the agent sends, acked at once
+        sent.append((self.get_topic_name(), key, value))
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    async def run() -> None:
+        agent = app.agents["count-transactions"]
+        with patch.object(Topic, "send", fake_send):
+            async with agent.test_context() as ctx:
+                for i in range(4):
+                    await ctx.put(key=b"u1", value=record(f"t{i}", f"2026-03-10T1{i}:00:00+05:30"))
+                await ctx.put(key=b"u1", value=record("t2", "2026-03-10T12:00:00+05:30"))  # replayed crossing
+                await ctx.put(key=b"u1", value=b"{not json")
+                await ctx.put(key=b"u1", value=record("t9", "2026-03-10T10:00:00+05:30", currency="XYZ"))
+
+    asyncio.run(run())
+    alerts = [json.loads(v) for topic, _, v in sent if topic.endswith("alerts")]
+    letters = [json.loads(v) for topic, _, v in sent if topic.endswith("dlq")]
+    assert [a["crossing_transaction_id"] for a in alerts] == ["t2", "t2"]  # raised, then re-sent
+    assert alerts[0]["alert_id"] == alerts[1]["alert_id"] and alerts[0]["count"] == 3
+    assert alerts[0]["transaction_ids"] == ["t0", "t1", "t2"]
+    assert [d["error"] for d in letters] == ["invalid_json", "unknown_currency"]
