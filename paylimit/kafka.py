@@ -52,3 +52,21 @@ def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
             last = exc.args[0].str()
         time.sleep(0.3)
     raise InfraError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s {last}".strip())
+
+
+def group_lag(settings: Settings, group: str, topic: str, timeout: float = 10.0) -> int:
+    """Records on `topic` not yet committed by consumer group `group` (all partitions)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in partitions]
+        committed = consumer.committed(tps, timeout=timeout)
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+    finally:
+        consumer.close()

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     def notifier_group_id(self) -> str:
         return self.notifier_group or f"{self.app_id}-notifier"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as PAYLIMIT_* variables, for child processes (`paylimit worker`, …)."""
+        env = {f"PAYLIMIT_{k.upper()}": str(v) for k, v in self.model_dump(mode="json", exclude_none=True).items()}
+        if self.kafka_sasl_password:
+            env["PAYLIMIT_KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password.get_secret_value()
+        return env
+
     def kafka_client_config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka options for confluent-kafka clients (producer, consumer, admin)."""
         if not self.kafka_bootstrap_servers:

@@ -1,0 +1,5 @@
+"""`python -m paylimit …` is the `paylimit` command (how child processes are started)."""
+
+from paylimit.cli.main import app
+
+app()

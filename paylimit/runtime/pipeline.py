@@ -1,0 +1,132 @@
+"""The paylimit services as child processes: start, kill -9, restart, and wait until drained.
+
+Used by `paylimit demo`, the end-to-end and fault tests and the benchmark, so they all run the
+very commands a user runs (`paylimit worker`, `paylimit notifier`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.error import URLError
+
+from paylimit.errors import InfraError
+from paylimit.kafka import group_lag
+from paylimit.runtime import processes
+from paylimit.settings import Settings
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    command: str
+    settings: Settings
+    pid: int | None = None
+    restarts: int = 0
+
+    @property
+    def log(self) -> Path:
+        return self.settings.home / "logs" / f"{self.name}.log"
+
+    @property
+    def alive(self) -> bool:
+        return processes.alive(self.pid)
+
+    def start(self) -> None:
+        import os
+
+        env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        self.pid = processes.spawn([sys.executable, "-m", "paylimit", self.command], self.log, env=env)
+
+    def kill9(self) -> None:
+        assert self.pid is not None
+        processes.kill9(self.pid)
+
+    def restart(self) -> None:
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        processes.stop(self.pid, timeout=20)
+
+
+@dataclass
+class Pipeline:
+    """Workers and a notifier on one set of settings (topics, groups, PAYLIMIT_HOME)."""
+
+    settings: Settings
+    workers: list[ServiceProcess] = field(default_factory=list)
+    notifier: ServiceProcess | None = None
+
+    def add_worker(self) -> ServiceProcess:
+        port = processes.free_port()
+        worker = ServiceProcess(f"worker-{len(self.workers) + 1}", "worker",
+                                self.settings.model_copy(update={"web_port": port}))
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def start(self, workers: int = 1) -> None:
+        for _ in range(workers):
+            self.add_worker()
+        self.notifier = ServiceProcess("notifier", "notifier", self.settings)
+        self.notifier.start()
+
+    def worker_url(self, worker: ServiceProcess | None = None) -> str:
+        w = worker or next(w for w in self.workers if w.alive)
+        return f"http://{w.settings.web_host}:{w.settings.web_port}"
+
+    def worker_metrics(self) -> dict:
+        """Record accounting summed over the live workers (counters restart with a worker)."""
+        total: dict = {}
+        for w in self.workers:
+            if not w.alive:
+                continue
+            try:
+                with urllib.request.urlopen(f"{self.worker_url(w)}/metrics", timeout=2) as resp:
+                    for k, v in json.load(resp).items():
+                        total[k] = total.get(k, {} if isinstance(v, dict) else 0)
+                        if isinstance(v, dict):
+                            for e, n in v.items():
+                                total[k][e] = total[k].get(e, 0) + n
+                        else:
+                            total[k] += v
+            except (URLError, OSError, ValueError):
+                continue
+        return total
+
+    def lags(self) -> tuple[int, int]:
+        """(transactions not yet committed by the workers, alerts not yet committed by the notifier)."""
+        s = self.settings
+        return group_lag(s, s.app_id, s.topic_transactions), group_lag(s, s.notifier_group_id, s.topic_alerts)
+
+    def wait_drained(self, timeout: float = 120.0, settle: float = 1.5) -> None:
+        """Until both consumer groups have committed everything, twice `settle` seconds apart."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            self._check_running()
+            if self.lags() == (0, 0):
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle and self.lags() == (0, 0):
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.3)
+        raise InfraError(f"the pipeline did not drain within {timeout:.0f}s (lags {self.lags()})")
+
+    def _check_running(self) -> None:
+        if self.workers and not any(w.alive for w in self.workers):
+            w = self.workers[-1]
+            raise InfraError(f"no worker is running; tail of {w.log}:\n{processes.tail(w.log)}")
+        if self.notifier and not self.notifier.alive:
+            n = self.notifier
+            raise InfraError(f"the notifier is not running; tail of {n.log}:\n{processes.tail(n.log)}")
+
+    def stop(self) -> None:
+        for svc in [*self.workers, *([self.notifier] if self.notifier else [])]:
+            svc.stop()
