@@ -1,0 +1,191 @@
+"""The notifier service: consume `payments.alerts`, deliver each alert exactly once, then store its offset.
+
+A confluent-kafka consumer (auto-commit on, `enable.auto.offset.store=False`) stores a message's
+offset only after its alert was delivered or recognised as already delivered, so a kill at any
+moment replays at most the alerts in flight, and `Delivery` drops those repeats. A record that is
+not a `LimitAlert` is logged, counted and skipped. Redis, Kafka or webhook trouble is waited out
+with capped exponential backoff; an alert is never skipped. `run()` loops until `stop()`, so a test
+can drive the service from a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from pydantic import ValidationError
+
+from notifier.delivery import Delivery, Outcome, WebhookError, redis_client
+from paylimit.contracts import LimitAlert
+from paylimit.settings import Settings
+
+log = logging.getLogger("paylimit.notifier")
+
+BACKOFF_START = 0.1
+BACKOFF_CAP = 2.0
+
+
+@dataclass
+class NotifierStats:
+    delivered: int = 0
+    recovered: int = 0  # confirmed after a crash between log append and confirm (not appended again)
+    duplicates_dropped: int = 0
+    invalid: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Backoff:
+    """Exponential backoff, capped; `reset()` after a success."""
+
+    def __init__(self, start: float = BACKOFF_START, cap: float = BACKOFF_CAP) -> None:
+        self.start, self.cap, self.current = start, cap, start
+
+    def next(self) -> float:
+        delay, self.current = self.current, min(self.current * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.start
+
+
+class Notifier:
+    """Delivers every alert on `settings.topic_alerts` exactly once; `start()`, `run()`, `stop()`."""
+
+    def __init__(self, settings: Settings, *, poll_timeout: float = 0.5) -> None:
+        self.settings = settings
+        self.poll_timeout = poll_timeout
+        self.stats = NotifierStats()
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+        self._delivery: Delivery | None = None
+        self._kafka_error: str | None = None
+
+    def start(self) -> None:
+        """Open the consumer and the Redis client; idempotent."""
+        if self._consumer is not None:
+            return
+        self.settings.notifications_log.parent.mkdir(parents=True, exist_ok=True)
+        self._delivery = Delivery(self.settings, redis_client(self.settings))
+        conf = self.settings.kafka_client_config(**{
+            "group.id": self.settings.notifier_group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "error_cb": self._on_kafka_error,
+        })
+        self._consumer = Consumer(conf)
+        self._consumer.subscribe([self.settings.topic_alerts])
+        log.info("notifier %s: group %s, topic %s, log %s", self._delivery.token[:8],
+                 self.settings.notifier_group_id, self.settings.topic_alerts, self.settings.notifications_log)
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the message in hand (an unfinished one is replayed later)."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Consume and deliver until `stop()`; closes the consumer (committing stored offsets) at the end."""
+        self.start()
+        assert self._consumer is not None
+        backoff = Backoff()
+        try:
+            while not self._stop.is_set():
+                msg = self._consumer.poll(self.poll_timeout)
+                if msg is None:
+                    continue
+                err = msg.error()
+                if err is not None:
+                    self._on_poll_error(err, backoff)
+                    continue
+                backoff.reset()
+                self.handle(msg)
+        finally:
+            self._consumer.close()
+            self._consumer = None
+            log.info("notifier stopped: %s", self.stats.as_dict())
+
+    def handle(self, msg: Message) -> None:
+        """Deliver one alert record (or skip an invalid one), then store its offset."""
+        alert = self._parse(msg)
+        if alert is not None and not self._deliver(alert):
+            return  # stopped before it was delivered: its offset stays unstored, it is replayed
+        self._store(msg)
+
+    def _parse(self, msg: Message) -> LimitAlert | None:
+        value = msg.value()
+        try:
+            if value is None:
+                raise ValueError("record has no value")
+            return LimitAlert.model_validate_json(value)
+        except (ValidationError, ValueError) as exc:
+            self.stats.invalid += 1
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("skipping invalid alert record %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(),
+                        reason)
+            return None
+
+    def _deliver(self, alert: LimitAlert) -> bool:
+        """Try until delivered or recognised as delivered; False only if stopped first."""
+        assert self._delivery is not None
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                attempt = self._delivery.deliver(alert)
+            except (redis.RedisError, OSError, WebhookError) as exc:
+                self.stats.retries += 1
+                delay = backoff.next()
+                log.warning("delivery of alert %s failed (%s: %s); retrying in %.1fs", alert.alert_id,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay)
+                self._stop.wait(delay)
+                continue
+            if attempt.outcome is Outcome.BUSY:
+                # another notifier holds it, or a dead one whose lease has not run out yet
+                self._stop.wait(min(attempt.retry_after, BACKOFF_CAP))
+                continue
+            self._count(alert, attempt.outcome)
+            return True
+        return False
+
+    def _count(self, alert: LimitAlert, outcome: Outcome) -> None:
+        if outcome is Outcome.DUPLICATE:
+            self.stats.duplicates_dropped += 1
+            log.info("duplicate alert %s (user %s, %s) dropped", alert.alert_id, alert.user_id, alert.local_date)
+            return
+        if outcome is Outcome.RECOVERED:
+            self.stats.recovered += 1
+        else:
+            self.stats.delivered += 1
+        log.info("%s alert %s: user %s went over %d on %s (%d, %s)%s", outcome.value, alert.alert_id, alert.user_id,
+                 alert.limit, alert.local_date, alert.count, alert.timezone, " late" if alert.late else "")
+
+    def _store(self, msg: Message) -> None:
+        assert self._consumer is not None
+        try:
+            self._consumer.store_offsets(message=msg)
+        except KafkaException as exc:
+            # e.g. the partition was revoked meanwhile: the new owner replays it and drops the duplicate
+            log.warning("could not store offset %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+
+    def _on_poll_error(self, err: KafkaError, backoff: Backoff) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        delay = backoff.next()
+        log.warning("kafka: %s; retrying in %.1fs", err.str(), delay)
+        self._stop.wait(delay)
+
+    def _on_kafka_error(self, err: Any) -> None:
+        # librdkafka retries connections itself; log each distinct error once until it changes
+        text = err.str() if isinstance(err, KafkaError) else str(err)
+        if text != self._kafka_error:
+            self._kafka_error = text
+            log.warning("kafka: %s", text)
