@@ -58,7 +58,7 @@ class WebhookError(Exception):
     """The webhook did not accept the notification; the delivery is retried."""
 
 
-def redis_client(settings: Settings) -> "redis.Redis[str]":
+def redis_client(settings: Settings) -> redis.Redis:
     """A Redis client for the notifier (no I/O until first use)."""
     if not settings.redis_url:
         raise ConfigError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
@@ -90,7 +90,7 @@ def post_webhook(url: str, notification: Notification, timeout: float = 5.0) -> 
 class Delivery:
     """Delivers alerts exactly once into the log (and webhook), with Redis as the ledger."""
 
-    def __init__(self, settings: Settings, client: "redis.Redis[str]", index: LogIndex | None = None) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, index: LogIndex | None = None) -> None:
         self.settings = settings
         self.redis = client
         self.index = index or LogIndex(settings.notifications_log)

@@ -70,25 +70,31 @@ def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
 
 def read_notifications(path: Path) -> list[Notification]:
     """Every notification in the log, in delivery order; unparseable lines are skipped with a warning."""
+    return read_notifications_at(path)[0]
+
+
+def read_notifications_at(path: Path) -> tuple[list[Notification], int]:
+    """Every notification in the log, and the byte offset after the last complete line (to follow from)."""
     out: list[Notification] = []
-    for _, raw in iter_lines(path):
+    pos = 0
+    for pos, raw in iter_lines(path):
         n = _parse(raw)
         if n is None:
             log.warning("notifications log %s: skipping an unparseable line", path)
         else:
             out.append(n)
-    return out
+    return out, pos
 
 
 def follow_notifications(
     path: Path,
     *,
-    from_start: bool = True,
+    start: int = 0,
     poll_interval: float = 0.3,
     stopped: Callable[[], bool] = lambda: False,
 ) -> Iterator[Notification]:
-    """Yield notifications as they are appended (tail -f); waits for the file to appear; ends when `stopped()`."""
-    pos = 0 if from_start or not path.exists() else path.stat().st_size
+    """Yield notifications appended from byte offset `start` on (tail -f); waits for the file; ends when `stopped()`."""
+    pos = start
     while not stopped():
         if path.exists() and path.stat().st_size < pos:
             pos = 0  # the log was replaced or truncated: read the new one from its start

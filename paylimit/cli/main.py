@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from paylimit.cli import infra, limits, worker
+from paylimit.cli import notifications, notifier
 from paylimit.cli.common import fail
 from paylimit.errors import PaylimitError
 
@@ -24,3 +25,6 @@ app = _App(help="paylimit: real-time daily payment-limit monitoring on Apache Ka
 app.add_typer(infra.app, name="infra")
 app.add_typer(limits.app, name="limits")
 app.command("worker")(worker.worker)
+app.command("notifier")(notifier.notifier)
+app.command("notifications")(notifications.notifications)
+app.command("verify")(notifications.verify)

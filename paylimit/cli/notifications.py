@@ -1,0 +1,113 @@
+"""`paylimit notifications` (the notifications log as a table or JSON lines) and `paylimit verify`."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Iterable, Optional
+
+import typer
+from rich.table import Table
+
+from paylimit.cli.common import console, settings
+from paylimit.contracts import Notification
+from paylimit.errors import ConfigError
+from paylimit.verify import Verification, read_expected, verify as compare
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--date {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _matches(n: Notification, user: str | None, day: date | None) -> bool:
+    return (user is None or n.user_id == user) and (day is None or n.local_date == day)
+
+
+def _json_line(n: Notification) -> str:
+    return n.model_dump_json()
+
+
+def _row(n: Notification) -> tuple[str, ...]:
+    return (n.user_id, n.local_date.isoformat(), n.timezone, f"{n.count}/{n.limit}", n.crossing_transaction_id,
+            "yes" if n.late else "", n.delivered_at.isoformat(timespec="seconds"))
+
+
+def _table(rows: Iterable[Notification]) -> Table:
+    table = Table(title="notifications")
+    for col in ("user", "local date", "zone", "count/limit", "crossing tx", "late", "delivered at"):
+        table.add_column(col, overflow="fold")
+    for n in rows:
+        table.add_row(*_row(n))
+    return table
+
+
+def notifications(
+    user: Annotated[Optional[str], typer.Option("--user", help="Only this user's notifications")] = None,
+    day: Annotated[Optional[str], typer.Option("--date", help="Only this local date (YYYY-MM-DD)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new notifications (Ctrl-C ends)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line: LimitAlert fields + delivered_at")] = False,
+) -> None:
+    """Show the notifications log (what the notifier delivered)."""
+    from notifier.log import follow_notifications, read_notifications_at
+
+    s = settings()
+    wanted = _parse_date(day)
+    path = s.notifications_log
+    everything, end = read_notifications_at(path)
+    existing = [n for n in everything if _matches(n, user, wanted)]
+    if as_json:
+        for n in existing:
+            print(_json_line(n), flush=True)
+    else:
+        console.print(_table(existing))
+    if not follow:
+        return
+    try:
+        for n in follow_notifications(path, start=end):
+            if not _matches(n, user, wanted):
+                continue
+            if as_json:
+                print(_json_line(n), flush=True)
+            else:
+                console.print("  ".join(_row(n)), highlight=False)
+    except KeyboardInterrupt:
+        return
+
+
+def _render(result: Verification) -> None:
+    table = Table(title="verification: delivered vs expected")
+    table.add_column("check")
+    table.add_column("count", justify="right")
+    table.add_column("alert ids", overflow="fold")
+    table.add_row("expected", str(result.expected), "")
+    table.add_row("delivered", str(result.delivered), "")
+    for name, ids in (("missing", result.missing), ("extra", result.extra), ("duplicate", result.duplicate)):
+        table.add_row(name, str(len(ids)), ", ".join(ids), style="red" if ids else None)
+    wrong = [f"{a} ({', '.join(fields)})" for a, fields in result.wrong_field.items()]
+    table.add_row("wrong field", str(len(wrong)), "; ".join(wrong), style="red" if wrong else None)
+    console.print(table)
+    console.print("[bold green]clean[/]" if result.clean else "[bold red]NOT clean[/]")
+
+
+def verify(
+    expected: Annotated[Path, typer.Option("--expected", help="expected_alerts.jsonl written by `paylimit simulate`")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the counts and the offending alert ids")] = False,
+) -> None:
+    """Compare the delivered notifications with the expected alerts; exit 0 only when clean."""
+    from notifier.log import read_notifications
+
+    s = settings()
+    result = compare(read_expected(expected), read_notifications(s.notifications_log))
+    if as_json:
+        print(json.dumps({**result.counts(), "clean": result.clean, "missing_ids": result.missing,
+                          "extra_ids": result.extra, "duplicate_ids": result.duplicate,
+                          "wrong_field_ids": result.wrong_field}))
+    else:
+        _render(result)
+    raise typer.Exit(0 if result.clean else 1)
