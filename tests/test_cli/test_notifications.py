@@ -1,0 +1,123 @@
+"""`paylimit notifications` and `paylimit verify` with CliRunner, over a notifications log under PAYLIMIT_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from notifier.log import append_notification
+from paylimit.cli.main import app
+from paylimit.errors import ConfigError
+from tests.test_notifier.factory import expected_of, make_alert, notification_of
+
+runner = CliRunner()
+
+A = make_alert("alice", day=date(2025, 3, 10))
+B = make_alert("bob", day=date(2025, 3, 10), zone="America/New_York")
+C = make_alert("alice", day=date(2025, 3, 11), late=True)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    for a in (A, B, C):
+        append_notification(home / "notifications.jsonl", notification_of(a))
+    return home
+
+
+def invoke(home: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env={"PAYLIMIT_HOME": str(home), "COLUMNS": "250"})
+    return result.exit_code, result.output
+
+
+def write_expected(path: Path, *alerts: object) -> Path:
+    path.write_text("".join(expected_of(a).model_dump_json() + "\n" for a in alerts))  # type: ignore[arg-type]
+    return path
+
+
+def test_notifications_json_lines(home: Path) -> None:
+    code, out = invoke(home, "notifications", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["alert_id"] for r in rows] == [A.alert_id, B.alert_id, C.alert_id]
+    assert {"delivered_at", "detected_at", "transaction_ids", "late", "crossing_transaction_id"} <= set(rows[0])
+
+
+def test_notifications_filters(home: Path) -> None:
+    _, out = invoke(home, "notifications", "--json", "--user", "alice")
+    assert [json.loads(x)["alert_id"] for x in out.splitlines()] == [A.alert_id, C.alert_id]
+    _, out = invoke(home, "notifications", "--json", "--user", "alice", "--date", "2025-03-11")
+    assert [json.loads(x)["alert_id"] for x in out.splitlines()] == [C.alert_id]
+    _, out = invoke(home, "notifications", "--json", "--date", "2025-03-10")
+    assert [json.loads(x)["user_id"] for x in out.splitlines()] == ["alice", "bob"]
+
+
+def test_notifications_table(home: Path) -> None:
+    code, out = invoke(home, "notifications")
+    assert code == 0
+    assert "alice" in out and "America/New_York" in out and "11/10" in out and A.crossing_transaction_id in out
+
+
+def config_error(home: Path, *args: str) -> str:
+    """The ConfigError a command raised (the root app's __call__, not CliRunner, prints it as one line)."""
+    result = runner.invoke(app, list(args), env={"PAYLIMIT_HOME": str(home)})
+    assert result.exit_code == 1 and isinstance(result.exception, ConfigError), result.output
+    return str(result.exception)
+
+
+def test_notifications_bad_date_is_a_config_error(home: Path) -> None:
+    assert "--date" in config_error(home, "notifications", "--date", "tomorrow")
+
+
+def test_notifications_without_a_log(tmp_path: Path) -> None:
+    code, out = invoke(tmp_path / "empty", "notifications", "--json")
+    assert code == 0 and out == ""
+
+
+def test_verify_clean_exits_0(home: Path, tmp_path: Path) -> None:
+    expected = write_expected(tmp_path / "expected_alerts.jsonl", A, B, C)
+    code, out = invoke(home, "verify", "--expected", str(expected), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["clean"] is True
+    assert (result["expected"], result["delivered"], result["missing"], result["extra"], result["duplicate"],
+            result["wrong_field"]) == (3, 3, 0, 0, 0, 0)
+    code, out = invoke(home, "verify", "--expected", str(expected))
+    assert code == 0 and "clean" in out
+
+
+def test_verify_problems_exit_1_with_ids(home: Path, tmp_path: Path) -> None:
+    append_notification(home / "notifications.jsonl", notification_of(A))  # duplicate
+    missing = make_alert("carol")
+    wrong = B.model_copy(update={"count": 99})
+    expected = write_expected(tmp_path / "expected_alerts.jsonl", A, wrong, missing)  # C is extra
+    code, out = invoke(home, "verify", "--expected", str(expected), "--json")
+    assert code == 1
+    r = json.loads(out)
+    assert r["clean"] is False
+    assert r["missing_ids"] == [missing.alert_id] and r["extra_ids"] == [C.alert_id]
+    assert r["duplicate_ids"] == [A.alert_id] and r["wrong_field_ids"] == {B.alert_id: ["count"]}
+    assert (r["missing"], r["extra"], r["duplicate"], r["wrong_field"]) == (1, 1, 1, 1)
+    code, out = invoke(home, "verify", "--expected", str(expected))
+    assert code == 1 and missing.alert_id in out and "count" in out and "NOT clean" in out
+
+
+def test_verify_missing_or_bad_expected_file_is_a_config_error(home: Path, tmp_path: Path) -> None:
+    assert "not found" in config_error(home, "verify", "--expected", str(tmp_path / "nope.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    assert "bad.jsonl:1" in config_error(home, "verify", "--expected", str(bad))
+
+
+def test_verify_missing_file_prints_one_line_without_traceback(home: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "paylimit", "verify", "--expected", str(tmp_path / "nope.jsonl")],
+                          env={**os.environ, "PAYLIMIT_HOME": str(home), "COLUMNS": "300"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: expected alerts file not found: {tmp_path / 'nope.jsonl'}"]
