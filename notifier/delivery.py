@@ -124,7 +124,8 @@ class Delivery:
                 return Attempt(Outcome.RECOVERED)
             notification = Notification(**alert.model_dump(), delivered_at=datetime.now(timezone.utc))
             if self.settings.webhook_url:
-                post_webhook(self.settings.webhook_url, notification)
+                # well inside the lease, so no other notifier can take the alert over mid-delivery
+                post_webhook(self.settings.webhook_url, notification, timeout=min(5.0, self.lease_ms / 3000))
             append_notification(self.settings.notifications_log, notification)
         except BaseException:
             self._give_back(key)

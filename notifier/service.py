@@ -126,13 +126,17 @@ class Notifier:
         try:
             if value is None:
                 raise ValueError("record has no value")
-            return LimitAlert.model_validate_json(value)
-        except (ValidationError, ValueError) as exc:
-            self.stats.invalid += 1
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("skipping invalid alert record %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(),
-                        reason)
-            return None
+            alert = LimitAlert.model_validate_json(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            reason = f"{'.'.join(str(p) for p in first['loc']) or 'record'}: {first['msg']}"
+        except ValueError as exc:
+            reason = str(exc)
+        else:
+            return alert
+        self.stats.invalid += 1
+        log.warning("skipping invalid alert record %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        return None
 
     def _deliver(self, alert: LimitAlert) -> bool:
         """Try until delivered or recognised as delivered; False only if stopped first."""

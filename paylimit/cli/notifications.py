@@ -35,13 +35,13 @@ def _json_line(n: Notification) -> str:
 
 def _row(n: Notification) -> tuple[str, ...]:
     return (n.user_id, n.local_date.isoformat(), n.timezone, f"{n.count}/{n.limit}", n.crossing_transaction_id,
-            "yes" if n.late else "", n.delivered_at.isoformat(timespec="seconds"))
+            "yes" if n.late else "", n.delivered_at.strftime("%Y-%m-%d %H:%M:%S %z"))
 
 
 def _table(rows: Iterable[Notification]) -> Table:
     table = Table(title="notifications")
     for col in ("user", "local date", "zone", "count/limit", "crossing tx", "late", "delivered at"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("local date", "count/limit", "late"))
     for n in rows:
         table.add_row(*_row(n))
     return table

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def stream_ids(settings: Settings) -> list[str]:
     from paylimit.contracts import Notification
 
-    entries = redis_client(settings).xrange(stream_key(settings))
+    entries: list[tuple[str, dict[str, str]]] = redis_client(settings).xrange(stream_key(settings))  # type: ignore[assignment]
     return [Notification.model_validate_json(fields["notification"]).alert_id for _, fields in entries]
 
 
