@@ -10,7 +10,7 @@ from paylimit.runtime.local import resolve
 from paylimit.settings import Settings, get_settings
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings() -> Settings:
