@@ -1,11 +1,12 @@
 """`build_app(settings)`: the faust app with its topics, tables, the counting agent and the views.
 
-The agent only calls the pure functions (validation, local day, counting, alerts); the order of
-its side effects is what makes a crash at any moment safe:
-  1. the day's new value and the partition's stream time go into the `days` table (one changelog
-     topic, the source partition, so they persist in processing order);
-  2. an alert is sent and its broker ack awaited before the next record is processed;
-  3. faust flushes the producer before it commits the source offset (at-least-once).
+The agent takes records in small batches (at most `batch_max`, waiting at most `batch_window`)
+and only calls the pure functions (validation, local day, counting, alerts). The order of its
+side effects is what makes a crash at any moment safe:
+  1. the batch's new day values and each partition's stream time go into the `days` table, one
+     changelog record per key per batch, on the source partition (so they persist in order);
+  2. the batch's alerts are sent and their broker acks awaited before the batch is acknowledged;
+  3. faust flushes the producer before it commits a source offset (at-least-once).
 A record replayed after a crash is then a duplicate of its day (not counted again), and if it
 was the crossing transaction its alert is sent again with the same alert_id.
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Any, Sequence
 
 import faust
-from faust.types import Message
+from faust.types import EventT, Message
 
-from paylimit.contracts import DeadLetter, InvalidRecord, encode
+from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.counting import DayCount, Outcome, decide, expired
@@ -41,7 +43,7 @@ def day_key(user_id: str, date: str) -> str:
     return f"{user_id}|{date}"
 
 
-def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+def _credentials(settings: Settings) -> Any:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
@@ -60,6 +62,32 @@ def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     )
 
 
+class Batch:
+    """One batch's view of the `days` table: reads see the batch's own earlier writes; `flush`
+    writes each changed key once (table and changelog) on its source partition."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.staged: dict[str, tuple[int, Any]] = {}
+
+    def get(self, key: str) -> Any:
+        staged = self.staged.get(key)
+        return staged[1] if staged is not None else self.table.get(key)
+
+    def set(self, partition: int, key: str, value: Any) -> None:
+        self.staged[key] = (partition, value)
+
+    def flush(self) -> None:
+        for key, (partition, value) in self.staged.items():
+            if value is None:
+                self.table.data.pop(key, None)
+                self.table.send_changelog(partition, key, None, value_serializer="raw")
+            else:
+                self.table.data[key] = value
+                self.table.send_changelog(partition, key, value)
+        self.staged.clear()
+
+
 def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -75,6 +103,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        producer_linger=0.005,
         table_standby_replicas=0,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -97,7 +126,7 @@ def build_app(settings: Settings) -> faust.App:
                                error=error, reason=reason, at=datetime.now(timezone.utc))
         await dead_letters.send(key=msg.key, value=encode(letter))
 
-    def drop_expired_days(partition: int, stream_time: float) -> None:
+    def drop_expired_days(batch: Batch, partition: int, stream_time: float) -> None:
         """Once per day of stream time per partition: forget days past twice the retention."""
         if stream_time < cleaned_through.get(partition, float("-inf")) + DAY:
             return
@@ -106,10 +135,9 @@ def build_app(settings: Settings) -> faust.App:
             if isinstance(value, dict) and value["p"] == partition and expired(
                 DayCount.from_json(value), stream_time, settings.retention
             ):
-                del days[key]
+                batch.set(partition, key, None)
 
-    async def handle(msg: Message) -> None:
-        now = datetime.now(timezone.utc)
+    async def handle(msg: Message, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]]) -> None:
         try:
             tx = validate(msg.value, now, settings)
         except InvalidRecord as exc:
@@ -117,8 +145,8 @@ def build_app(settings: Settings) -> faust.App:
             return
         day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
         key, st_key = day_key(tx.user_id, day.key), stream_time_key(msg.partition)
-        current = days.get(key)
-        stream_time = days.get(st_key)
+        current = batch.get(key)
+        stream_time = batch.get(st_key)
         decision = decide(
             tx, day, DayCount.from_json(current) if current else None, stream_time,
             limit_for(limits, tx.user_id, settings.daily_limit), settings.retention, msg.partition,
@@ -129,22 +157,30 @@ def build_app(settings: Settings) -> faust.App:
             return
         metrics.outcome(decision.outcome)
         if decision.day is not None:
-            days[key] = decision.day.to_json()
+            batch.set(msg.partition, key, decision.day.to_json())
         if decision.stream_time != stream_time:
-            days[st_key] = decision.stream_time
+            batch.set(msg.partition, st_key, decision.stream_time)
+            drop_expired_days(batch, msg.partition, decision.stream_time)
         if decision.alert_day is not None:
-            alert = alert_for(decision.alert_day, now)
-            sent = await alerts.send(key=tx.user_id.encode(), value=encode(alert))
-            await sent  # the broker's ack, before the next record (see the module docstring)
+            out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
+
+    async def process(events: Sequence[EventT]) -> None:
+        batch, out = Batch(days), []
+        now = datetime.now(timezone.utc)
+        for event in events:
+            await handle(event.message, batch, now, out)
+        batch.flush()
+        sent = [await alerts.send(key=a.user_id.encode(), value=encode(a)) for a, _ in out]
+        for fut in sent:
+            await fut  # the broker's ack, before the batch is acknowledged (module docstring)
+        for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
-                     alert.count, " (re-sent)" if decision.outcome is Outcome.RESEND else "")
-        if decision.stream_time is not None:
-            drop_expired_days(msg.partition, decision.stream_time)
+                     alert.count, " (re-sent)" if resent else "")
 
     @app.agent(transactions, name="count-transactions")
     async def count_transactions(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await handle(event.message)
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_window):
+            await process(events)
 
     @app.timer(10.0)
     async def report() -> None:
