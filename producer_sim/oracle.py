@@ -1,0 +1,150 @@
+"""The oracle: a deliberately simple, independent reading of the processing order over what was sent.
+
+It walks the sent records partition by partition in offset order and applies the steps of the
+stream app's contract literally (decode, future check, duplicate, too_late, stream time, count,
+alert on limit + 1). It shares no counting or local-day code with `stream_app`: the day arithmetic
+is done here with zoneinfo, every instant compared in UTC (Python compares two datetimes of the
+same tzinfo by wall clock, which is wrong across a DST fall-back).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from paylimit.contracts import ExpectedAlert, InvalidRecord, SentRecord, alert_id_for, decode_transaction
+from paylimit.settings import Settings
+
+
+@dataclass(frozen=True)
+class ExpectedDeadLetter:
+    seq: int
+    partition: int
+    offset: int
+    error: str
+
+
+@dataclass
+class Outcome:
+    """What the stream app must produce for a list of sent records."""
+
+    alerts: list[ExpectedAlert] = field(default_factory=list)  # sorted by alert_id
+    dead_letters: dict[int, ExpectedDeadLetter] = field(default_factory=dict)  # by seq
+    duplicates: int = 0
+    counted: int = 0
+
+
+@dataclass
+class _Day:
+    zone: str
+    start: datetime
+    end: datetime
+    ids: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    first_seen_at: datetime | None = None
+    alerted: bool = False
+
+
+def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
+    """Local midnight starting `day` and the next local midnight, as aware instants in the zone."""
+    tz = ZoneInfo(zone)
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    following = day + timedelta(days=1)
+    end = datetime(following.year, following.month, following.day, tzinfo=tz)
+    # normalise to the offset in force at that instant (a ZoneInfo datetime keeps the wall clock)
+    return start.astimezone(UTC).astimezone(tz), end.astimezone(UTC).astimezone(tz)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def expected_outcome(
+    records: Iterable[SentRecord],
+    settings: Settings,
+    now: datetime,
+    overrides: Mapping[str, int] | None = None,
+) -> Outcome:
+    """Expected alerts and dead letters. `now` is the wall clock the stream app will read (step 2);
+    `overrides` the per-user limits in force before the first event."""
+    overrides = overrides or {}
+    by_partition: dict[int, list[SentRecord]] = defaultdict(list)
+    for rec in records:
+        by_partition[rec.partition].append(rec)
+    out = Outcome()
+    days: dict[tuple[str, date], _Day] = {}
+    horizon = _utc(now) + settings.max_clock_skew
+    for partition in sorted(by_partition):
+        stream_time: datetime | None = None
+        for rec in sorted(by_partition[partition], key=lambda r: r.offset):
+
+            def dead(error: str) -> None:
+                out.dead_letters[rec.seq] = ExpectedDeadLetter(rec.seq, rec.partition, rec.offset, error)
+
+            # 1. decode and validate
+            try:
+                tx = decode_transaction(rec.value.encode("utf-8"), settings.max_record_bytes)
+            except InvalidRecord as exc:
+                dead(exc.error)
+                continue
+            occurred = _utc(tx.occurred_at)
+            # 2. dated too far ahead of the wall clock
+            if occurred > horizon:
+                dead("too_far_in_future")
+                continue
+            # 3. local day and duplicate check
+            zone = tx.timezone or settings.default_timezone
+            local_date = tx.occurred_at.astimezone(ZoneInfo(zone)).date()
+            key = (tx.user_id, local_date)
+            day = days.get(key)
+            if day is None:
+                start, end = day_bounds(local_date, zone)
+                day = days[key] = _Day(zone, start, end)
+            if tx.status == "succeeded" and tx.transaction_id in day.seen:
+                out.duplicates += 1
+                continue
+            # 4. past the retention
+            if stream_time is not None and stream_time >= _utc(day.end) + settings.retention:
+                dead("too_late")
+                continue
+            # 5. stream time
+            stream_time = occurred if stream_time is None else max(stream_time, occurred)
+            # 6. only successful transactions count
+            if tx.status != "succeeded":
+                continue
+            # 7. count, and alert on the one that takes the count to limit + 1
+            day.seen.add(tx.transaction_id)
+            day.ids.append(tx.transaction_id)
+            out.counted += 1
+            if day.first_seen_at is None:
+                day.first_seen_at = tx.occurred_at
+            limit = overrides.get(tx.user_id, settings.daily_limit)
+            if len(day.ids) == limit + 1 and not day.alerted:
+                day.alerted = True
+                out.alerts.append(ExpectedAlert(
+                    alert_id=alert_id_for(tx.user_id, local_date),
+                    user_id=tx.user_id,
+                    local_date=local_date,
+                    timezone=zone,
+                    limit=limit,
+                    count=limit + 1,
+                    crossing_transaction_id=tx.transaction_id,
+                    transaction_ids=list(day.ids),
+                    window_start=day.start,
+                    window_end=day.end,
+                    first_seen_at=day.first_seen_at,
+                    late=_utc(day.end) < stream_time,
+                ))
+    out.alerts.sort(key=lambda a: a.alert_id)
+    return out
+
+
+def local_midnight_after(moment: datetime, zone: str) -> datetime:
+    """The end of the local day `moment` falls on (handy for tests and scenario authors)."""
+    return day_bounds(moment.astimezone(ZoneInfo(zone)).date(), zone)[1]
+
+
+__all__ = ["ExpectedDeadLetter", "Outcome", "day_bounds", "expected_outcome", "local_midnight_after"]
