@@ -13,11 +13,13 @@ was the crossing transaction its alert is sent again with the same alert_id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import faust
+import orjson
 from faust.types import EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
@@ -64,10 +66,16 @@ def _credentials(settings: Settings) -> Any:
 
 class Batch:
     """One batch's view of the `days` table: reads see the batch's own earlier writes; `flush`
-    writes each changed key once (table and changelog) on its source partition."""
+    writes each changed key once to the table and its changelog, on the key's source partition.
 
-    def __init__(self, table: Any) -> None:
+    The changelog records go out as one Kafka record batch per partition (aiokafka's
+    `send_batch`), encoded exactly as faust's json codec would, so faust restores the table from
+    them as usual; this is most of the worker's speed (one future per batch, not per record).
+    """
+
+    def __init__(self, table: Any, producer: Any) -> None:
         self.table = table
+        self.producer = producer
         self.staged: dict[str, tuple[int, Any]] = {}
 
     def get(self, key: str) -> Any:
@@ -77,15 +85,28 @@ class Batch:
     def set(self, partition: int, key: str, value: Any) -> None:
         self.staged[key] = (partition, value)
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
+        """Write the staged keys; returns once the broker has acknowledged every record."""
+        topic = self.table.changelog_topic.get_topic_name()
+        batches: dict[int, Any] = {}
+        pending = []
         for key, (partition, value) in self.staged.items():
             if value is None:
                 self.table.data.pop(key, None)
-                self.table.send_changelog(partition, key, None, value_serializer="raw")
             else:
                 self.table.data[key] = value
-                self.table.send_changelog(partition, key, value)
+            record = dict(key=orjson.dumps(key), value=None if value is None else orjson.dumps(value), timestamp=None)
+            batch = batches.get(partition)
+            if batch is None or batch.append(**record) is None:
+                if batch is not None:
+                    pending.append(await self.producer.send_batch(batch, topic, partition=partition))
+                batch = batches[partition] = self.producer.create_batch()
+                batch.append(**record)
+        for partition, batch in batches.items():
+            pending.append(await self.producer.send_batch(batch, topic, partition=partition))
         self.staged.clear()
+        if pending:
+            await asyncio.gather(*pending)
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -104,6 +125,10 @@ def build_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
         producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
+        producer_compression_type="lz4",
+        stream_buffer_maxsize=16384,
+        broker_max_poll_records=5000,
         table_standby_replicas=0,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -165,11 +190,12 @@ def build_app(settings: Settings) -> faust.App:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
 
     async def process(events: Sequence[EventT]) -> None:
-        batch, out = Batch(days), []
+        # faust's aiokafka producer (no public accessor); see Batch
+        batch, out = Batch(days, app.producer._ensure_producer()), []
         now = datetime.now(timezone.utc)
         for event in events:
             await handle(event.message, batch, now, out)
-        batch.flush()
+        await batch.flush()
         sent = [await alerts.send(key=a.user_id.encode(), value=encode(a)) for a, _ in out]
         for fut in sent:
             await fut  # the broker's ack, before the batch is acknowledged (module docstring)

@@ -27,8 +27,32 @@ def app(tmp_path: Any) -> faust.App:
                                   app_id="agent-test"))
 
 
+class CapturingProducer:
+    """Stands in for aiokafka's producer under test_context (there is no broker): keeps the
+    changelog record batches the agent writes."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, bytes, bytes | None]] = []
+
+    def create_batch(self) -> "ListBatch":
+        return ListBatch()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future:
+        self.records += [(partition, key, value) for key, value in batch]
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+class ListBatch(list):
+    def append(self, *, key: bytes, value: bytes | None, timestamp: None) -> bool:  # type: ignore[override]
+        super().append((key, value))
+        return True
+
+
 def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
     sent: list[tuple[str, bytes, bytes]] = []
+    changelog = CapturingProducer()
 
     async def fake_send(self: Topic, *, key: bytes, value: bytes, **_: Any) -> Any:
         # faust's test_context has no broker: capture what the agent sends, acked at once
@@ -39,7 +63,9 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
 
     async def run() -> None:
         agent = app.agents["count-transactions"]
-        with patch.object(Topic, "send", fake_send):
+        with patch.object(Topic, "send", fake_send), patch.object(
+            type(app.producer), "_ensure_producer", lambda _self: changelog
+        ):
             async with agent.test_context() as ctx:
                 for i in range(4):
                     await ctx.put(key=b"u1", value=record(f"t{i}", f"2026-03-10T1{i}:00:00+05:30"))
@@ -54,3 +80,7 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
     assert alerts[0]["alert_id"] == alerts[1]["alert_id"] and alerts[0]["count"] == 3
     assert alerts[0]["transaction_ids"] == ["t0", "t1", "t2"]
     assert [d["error"] for d in letters] == ["invalid_json", "unknown_currency"]
+    # the day's value went to the changelog as faust's json codec would write it
+    day_values = {json.loads(k): json.loads(v) for _, k, v in changelog.records if b"__stream_time__" not in k}
+    assert day_values["u1|2026-03-10"]["i"] == ["t0", "t1", "t2", "t3"]
+    assert day_values["u1|2026-03-10"]["x"] == "t2"
