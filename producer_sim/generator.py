@@ -182,11 +182,15 @@ def generate(scenario: Scenario, seed: int, *, users: int | None = None, span: t
         _population(b, pop, n, start, end)
         if pop.limit is not None:
             overrides.update({f"{pop.name}-{i:04d}": pop.limit for i in range(n)})
-    for group_list, make in ((scenario.bursts, _burst), (scenario.whole_days, _whole_day), (scenario.late, _late)):
-        for group in group_list:
-            make(b, group)  # type: ignore[operator]
-            if group.limit is not None:
-                overrides.update({f"{group.name}-{i:04d}": group.limit for i in range(group.users)})
+    for burst in scenario.bursts:
+        _burst(b, burst)
+    for day in scenario.whole_days:
+        _whole_day(b, day)
+    for late in scenario.late:
+        _late(b, late)
+    for group in scenario.groups:
+        if group.limit is not None and not isinstance(group, Population):
+            overrides.update({f"{group.name}-{i:04d}": group.limit for i in range(group.users)})
     overrides.update(scenario.limits)
     records = [r for _, _, r in sorted(b.items, key=lambda item: (item[0], item[1]))]
     if scenario.out_of_order:

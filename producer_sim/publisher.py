@@ -85,14 +85,15 @@ class Publisher:
 
     def _report(self, seq: int, record: SimRecord) -> Callable[[KafkaError | None, Message], None]:
         def report(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                self._result.failed[seq] = err.str()
+            partition, offset = msg.partition(), msg.offset()
+            if err is not None or partition is None or offset is None:
+                self._result.failed[seq] = err.str() if err is not None else "delivery report without partition/offset"
             else:
                 _kind, ms = msg.timestamp()
                 produced = datetime.fromtimestamp(ms / 1000, UTC) if ms > 0 else datetime.now(UTC)
                 self._delivered[seq] = SentRecord(
-                    seq=seq, key=record.key, value=record.value.decode("utf-8"), partition=msg.partition(),
-                    offset=msg.offset(), produced_at=produced, expect_error=record.expect_error)
+                    seq=seq, key=record.key, value=record.value.decode("utf-8"), partition=partition,
+                    offset=offset, produced_at=produced, expect_error=record.expect_error)
             if self.on_progress:
                 self.on_progress(1)
         return report

@@ -49,11 +49,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _no_zone() -> list[str | None]:
+    return [None]
+
+
+def _usual_statuses() -> dict[Status, float]:
+    return {"succeeded": 0.9, "failed": 0.06, "declined": 0.04}
+
+
 class Habits(_Strict):
     """How a group of users pays: zones (null = no `timezone` field), statuses, amounts."""
 
-    timezones: list[OptionalZone] = Field(default_factory=lambda: [None], min_length=1)
-    statuses: dict[Status, float] = Field(default_factory=lambda: {"succeeded": 0.9, "failed": 0.06, "declined": 0.04})
+    timezones: list[OptionalZone] = Field(default_factory=_no_zone, min_length=1)
+    statuses: dict[Status, float] = Field(default_factory=_usual_statuses)
     currencies: list[Annotated[str, AfterValidator(_currency)]] = Field(default_factory=lambda: ["INR"], min_length=1)
     amount: tuple[Decimal, Decimal] = (Decimal("10"), Decimal("5000"))
     categories: list[str] = Field(default_factory=lambda: ["food", "bills", "p2p", "movie_tickets", "groceries"])
@@ -68,10 +76,16 @@ class Habits(_Strict):
         return self
 
 
-class Population(Habits):
-    """`users` users, each making tx_per_day[0]..tx_per_day[1] transactions per local day of the span."""
+class Group(Habits):
+    """Users `NAME-0000` .. `NAME-{users-1}` sharing habits (and an optional limit override)."""
 
     name: Name
+    users: int = Field(ge=1)
+
+
+class Population(Group):
+    """`users` users, each making tx_per_day[0]..tx_per_day[1] transactions per local day of the span."""
+
     users: int = Field(ge=0)
     tx_per_day: tuple[int, int]
 
@@ -82,12 +96,10 @@ class Population(Habits):
         return self
 
 
-class Burst(Habits):
+class Burst(Group):
     """Each of `users` users pays `before` times in the `seconds` before local wall-clock `at` and
     `after` times from `at` on; the first ones sit exactly at at-1s and at (23:59:59 / 00:00:00)."""
 
-    name: Name
-    users: int = Field(ge=1)
     timezone: Zone
     at: datetime  # naive: a local wall-clock time in `timezone`
     before: int = Field(ge=0)
@@ -95,25 +107,21 @@ class Burst(Habits):
     seconds: int = Field(60, ge=1)
 
 
-class Day(Habits):
+class Day(Group):
     """Each of `users` users pays `count` times spread over one whole local day of `timezone`,
     from exactly local midnight to 23:59:59 (a DST day spans 23 or 25 hours)."""
 
-    name: Name
-    users: int = Field(ge=1)
     timezone: Zone
     date: date
     count: int = Field(ge=1)
 
 
-class Late(Habits):
+class Late(Group):
     """Users paying `on_time` times on local `date`, then `late` more of that day's transactions
     arriving `arrive_after` past the day's end (right after an anchor transaction of the user dated
     then, so the partition's stream time is past the day for sure). `too_late` states the intent:
     the late ones are past the retention and must be dead-lettered."""
 
-    name: Name
-    users: int = Field(ge=1)
     timezone: Zone
     date: date
     on_time: int = Field(ge=0)
@@ -148,11 +156,15 @@ class Scenario(_Strict):
         unknown = sorted(set(self.malformed) - set(MALFORMED_CLASSES))
         if unknown:
             raise ValueError(f"unknown malformed class {unknown[0]!r} (known: {', '.join(MALFORMED_CLASSES)})")
-        names = [g.name for g in (*self.populations, *self.bursts, *self.whole_days, *self.late)]
+        names = [g.name for g in self.groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"group name {dupes[0]!r} is used twice (user ids are derived from it)")
         return self
+
+    @property
+    def groups(self) -> list[Group]:
+        return [*self.populations, *self.bursts, *self.whole_days, *self.late]
 
     @property
     def span(self) -> timedelta:

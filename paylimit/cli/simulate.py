@@ -8,7 +8,7 @@ offset, error; by seq). The per-user limit overrides are written to the limits t
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,25 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paylimit.cli.common import connected_settings, console
-from paylimit.contracts import SentRecord
 from paylimit.errors import ConfigError, InfraError
 from paylimit.kafka import ensure_topics
 from producer_sim.generator import Plan, generate
-from producer_sim.oracle import Outcome, expected_outcome
-from producer_sim.publisher import PublishResult, Publisher, publish_limits
+from producer_sim.oracle import Outcome
+from producer_sim.publisher import PublishResult
 from producer_sim.scenario import load_scenario
-
-
-def write_outputs(out: Path, sent: list[SentRecord], outcome: Outcome) -> None:
-    """The three machine-readable files of a run."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "events.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in sent))
-        (out / "expected_alerts.jsonl").write_text("".join(a.model_dump_json() + "\n" for a in outcome.alerts))
-        letters = (orjson.dumps(vars(d)).decode() + "\n" for _, d in sorted(outcome.dead_letters.items()))
-        (out / "expected_dead_letters.jsonl").write_text("".join(letters))
-    except OSError as exc:
-        raise ConfigError(f"cannot write to {out}: {exc.strerror or exc}") from None
+from producer_sim.simulation import EVENTS, EXPECTED_ALERTS, EXPECTED_DEAD_LETTERS, run_plan
 
 
 def summary_table(plan: Plan, result: PublishResult, outcome: Outcome) -> Table:
@@ -78,16 +66,13 @@ def simulate(
     plan = generate(load_scenario(scenario), seed, users=users, span=span)
     settings = connected_settings()
     ensure_topics(settings)
-    publish_limits(settings, plan.overrides)
     with Progress(TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task(plan.scenario.name, total=len(plan.records))
-        result = Publisher(settings, plan.records, rate=rate, speed=speed,
-                           on_progress=lambda n: progress.advance(task, n)).run()
-    outcome = expected_outcome(result.sent, settings, datetime.now(UTC), plan.overrides)
-    write_outputs(out, result.sent, outcome)
-    console.print(summary_table(plan, result, outcome))
-    console.print(f"wrote {out / 'events.jsonl'}, {out / 'expected_alerts.jsonl'}, {out / 'expected_dead_letters.jsonl'}")
+        run = run_plan(settings, plan, out, rate=rate, speed=speed, on_progress=lambda n: progress.advance(task, n))
+    result = run.published
+    console.print(summary_table(plan, result, run.outcome))
+    console.print(f"wrote {EVENTS}, {EXPECTED_ALERTS} and {EXPECTED_DEAD_LETTERS} in {out}")
     if result.failed:
         first = next(iter(result.failed.values()))
         raise InfraError(f"{len(result.failed)} of {len(plan.records)} records were not delivered (first: {first})")
