@@ -1,0 +1,116 @@
+"""Settings: the PAYLIMIT_ prefix, client options with SASL/SSL passed through, secrets kept out of repr."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from paylimit.settings import Settings, get_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dev infra exports PAYLIMIT_*; these tests set exactly what they read."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("PAYLIMIT_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults() -> None:
+    s = get_settings()
+    assert s.home == Path(".paylimit")
+    assert s.app_id == "paylimit" and s.daily_limit == 10 and s.partitions == 6
+    assert s.default_timezone == "Asia/Kolkata"
+    assert s.max_record_bytes == 16 * 1024
+    assert s.retention == timedelta(days=2) and s.max_clock_skew == timedelta(hours=1)
+    assert s.kafka_bootstrap_servers is None and s.redis_url is None
+    assert s.notifier_group_id == "paylimit-notifier"
+
+
+def test_env_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("PAYLIMIT_REDIS_URL", "redis://r:6379/0")
+    monkeypatch.setenv("PAYLIMIT_DAILY_LIMIT", "3")
+    monkeypatch.setenv("PAYLIMIT_HOME", str(tmp_path))
+    monkeypatch.setenv("DAILY_LIMIT", "99")  # no prefix: ignored
+    s = get_settings()
+    assert s.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert s.redis_url == "redis://r:6379/0"
+    assert s.daily_limit == 3 and s.home == tmp_path
+    assert s.notifications_log == tmp_path / "notifications.jsonl"
+
+
+def test_overrides_win_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYLIMIT_APP_ID", "from-env")
+    assert get_settings(app_id="given").app_id == "given"
+
+
+def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYLIMIT_PARTITIONS", "0")
+    with pytest.raises(ValidationError):
+        get_settings()
+
+
+def test_frozen() -> None:
+    s = get_settings()
+    with pytest.raises(ValidationError):
+        s.app_id = "other"  # type: ignore[misc]
+
+
+def test_plain_client_config() -> None:
+    conf = get_settings(kafka_bootstrap_servers="b:9092").kafka_client_config(**{"group.id": "g"})
+    assert conf == {"bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT", "group.id": "g"}
+
+
+def test_client_config_needs_bootstrap() -> None:
+    with pytest.raises(RuntimeError, match="PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS"):
+        get_settings().kafka_client_config()
+
+
+def sasl_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS", "pkc.example.cloud:9092")
+    monkeypatch.setenv("PAYLIMIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("PAYLIMIT_KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("PAYLIMIT_KAFKA_SASL_USERNAME", "api-key")
+    monkeypatch.setenv("PAYLIMIT_KAFKA_SASL_PASSWORD", "s3cr3t-value")
+    monkeypatch.setenv("PAYLIMIT_KAFKA_SSL_CA_LOCATION", "/etc/ssl/ca.pem")
+    return get_settings()
+
+
+def test_sasl_ssl_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = sasl_settings(monkeypatch).kafka_client_config()
+    assert conf == {
+        "bootstrap.servers": "pkc.example.cloud:9092",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "api-key",
+        "sasl.password": "s3cr3t-value",
+        "ssl.ca.location": "/etc/ssl/ca.pem",
+    }
+
+
+def test_secret_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = sasl_settings(monkeypatch)
+    assert "s3cr3t-value" not in repr(s)
+    assert "s3cr3t-value" not in str(s)
+    assert "s3cr3t-value" not in s.model_dump_json()
+
+
+def test_as_env_round_trips_with_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = sasl_settings(monkeypatch)
+    env = s.as_env()
+    assert env["PAYLIMIT_KAFKA_SASL_PASSWORD"] == "s3cr3t-value"  # children need the real value
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert get_settings() == s
+
+
+def test_unknown_security_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYLIMIT_KAFKA_SECURITY_PROTOCOL", "KERBEROS")
+    with pytest.raises(ValidationError):
+        get_settings()
