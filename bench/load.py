@@ -35,12 +35,18 @@ SPREAD = 24 * 3600.0  # seconds of event time the load covers
 DISORDER = 300.0  # seconds an event may be older than its position says
 
 
-def transaction_value(rng: random.Random, user_id: str, occurred_at: float, status: str) -> bytes:
+def new_transaction_id(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def transaction_value(rng: random.Random, user_id: str, occurred_at: float, status: str,
+                      transaction_id: str | None = None) -> bytes:
     """One valid transaction record (contracts.Transaction as JSON), dated `occurred_at` (epoch s)."""
+    tx_id = transaction_id or new_transaction_id(rng)
     cents = rng.randint(100, 500_000)
     at = datetime.fromtimestamp(occurred_at, UTC).isoformat(timespec="milliseconds")
     return (
-        f'{{"schema_version":1,"transaction_id":"{uuid.UUID(int=rng.getrandbits(128), version=4)}",'
+        f'{{"schema_version":1,"transaction_id":"{tx_id}",'
         f'"user_id":"{user_id}","amount":"{cents // 100}.{cents % 100:02d}","currency":"INR",'
         f'"status":"{status}","occurred_at":"{at}","merchant_id":"m-{rng.randrange(10_000):04d}",'
         f'"category":"{CATEGORIES[rng.randrange(len(CATEGORIES))]}"}}'

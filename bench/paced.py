@@ -1,0 +1,102 @@
+"""A paced producer: transactions at a fixed rate for a fixed time, each one's produce time kept.
+
+A share of the traffic goes to "heavy" users who each get exactly `limit + 1` successful
+transactions in a row of their own, so a user crosses the limit every few dozen records for the
+whole run; the rest goes to the normal population. `produced_at` maps every successful
+transaction id to the wall clock just before its `produce()`: the start of its alert latency.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any, Callable
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from bench.config import LIMIT
+from bench.load import new_transaction_id, status_of, transaction_value, user_name
+from paylimit.errors import InfraError
+from paylimit.settings import Settings
+
+PACED_PRODUCER: dict[str, Any] = {
+    "partitioner": "murmur2_random",
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 1,
+}
+
+
+class PacedProducer:
+    """`run()` sends at `rate` tx/s for `duration` s (or until `stop()`), then flushes."""
+
+    def __init__(self, settings: Settings, rate: float, duration: float, users: int, heavy_share: float,
+                 tag: str, seed: int = 11, on_progress: Callable[[int], None] = lambda _n: None) -> None:
+        self.settings = settings
+        self.rate = rate
+        self.duration = duration
+        self.users = users
+        self.heavy_share = heavy_share
+        self.tag = tag
+        self.rng = random.Random(seed)
+        self.on_progress = on_progress
+        self.produced_at: dict[str, float] = {}
+        self.sent = 0
+        self.delivered = 0
+        self.seconds = 0.0
+        self._heavy = 0
+        self._error: str | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.delivered / self.seconds if self.seconds > 0 else 0.0
+
+    def _next(self) -> tuple[str, str, bytes]:
+        """(transaction id, user id, record value) of the next transaction to send."""
+        rng = self.rng
+        if rng.random() < self.heavy_share:
+            user, status = f"heavy-{self.tag}-{self._heavy // (LIMIT + 1):06d}", "succeeded"
+            self._heavy += 1
+        else:
+            user, status = f"{user_name(rng.randrange(self.users))}-{self.tag}", status_of(rng)
+        tx_id = new_transaction_id(rng)
+        return tx_id, user, transaction_value(rng, user, time.time(), status, tx_id)
+
+    def _report(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._error = err.str()
+        else:
+            self.delivered += 1
+
+    def run(self) -> None:
+        producer = Producer(self.settings.kafka_client_config(**PACED_PRODUCER))
+        topic = self.settings.topic_transactions
+        began = time.monotonic()
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - began
+            if elapsed >= self.duration:
+                break
+            due = int(elapsed * self.rate) + 1
+            burst = due - self.sent
+            while self.sent < due:
+                tx_id, user, value = self._next()
+                self.produced_at[tx_id] = time.time()
+                while True:
+                    try:
+                        producer.produce(topic, value, user.encode(), on_delivery=self._report)
+                        break
+                    except BufferError:
+                        producer.poll(0.01)
+                producer.poll(0)
+                self.sent += 1
+            self.on_progress(max(burst, 0))
+            producer.poll(0.001)  # serves delivery reports; sleeps at most 1 ms
+        self.seconds = time.monotonic() - began
+        left = producer.flush(60)
+        if left or self._error:
+            raise InfraError(f"paced producer on {topic}: {left} undelivered, error {self._error}")
