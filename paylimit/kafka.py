@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
+
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT}
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -55,18 +58,26 @@ def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
 
 
 def group_lag(settings: Settings, group: str, topic: str, timeout: float = 10.0) -> int:
-    """Records on `topic` not yet committed by consumer group `group` (all partitions)."""
+    """Records on `topic` not yet committed by consumer group `group` (all partitions).
+
+    Retries briefly on transient broker errors (a just-created topic without a leader yet)."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False}))
     try:
-        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        tps = [TopicPartition(topic, p) for p in partitions]
-        committed = consumer.committed(tps, timeout=timeout)
-        lag = 0
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
-            lag += high - (tp.offset if tp.offset >= 0 else low)
-        return lag
+        for attempt in range(20):
+            try:
+                partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+                tps = [TopicPartition(topic, p) for p in partitions]
+                lag = 0
+                for tp in consumer.committed(tps, timeout=timeout):
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
+                    lag += high - (tp.offset if tp.offset >= 0 else low)
+                return lag
+            except KafkaException as exc:
+                if not exc.args[0].retriable() and exc.args[0].code() not in _TRANSIENT:
+                    raise InfraError(f"cannot read the lag of {group} on {topic}: {exc.args[0].str()}") from None
+                time.sleep(0.1 * (attempt + 1))
+        raise InfraError(f"cannot read the lag of {group} on {topic}: the broker kept answering with errors")
     finally:
         consumer.close()

@@ -34,14 +34,16 @@ def _json_line(n: Notification) -> str:
 
 
 def _row(n: Notification) -> tuple[str, ...]:
-    return (n.user_id, n.local_date.isoformat(), n.timezone, f"{n.count}/{n.limit}", n.crossing_transaction_id,
-            "yes" if n.late else "", n.delivered_at.strftime("%Y-%m-%d %H:%M:%S %z"))
+    tx = n.crossing_transaction_id
+    return (n.user_id, n.local_date.isoformat(), n.timezone, f"{n.count}/{n.limit}",
+            tx if len(tx) <= 12 else tx[:8] + "…",  # --json has the whole id
+            "yes" if n.late else "", n.delivered_at.strftime("%H:%M:%S"))
 
 
-def _table(rows: Iterable[Notification]) -> Table:
-    table = Table(title="notifications")
-    for col in ("user", "local date", "zone", "count/limit", "crossing tx", "late", "delivered at"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("local date", "count/limit", "late"))
+def notifications_table(rows: Iterable[Notification], title: str = "notifications") -> Table:
+    table = Table(title=title)
+    for col in ("user", "local date", "zone", "count", "crossing tx", "late", "delivered (UTC)"):
+        table.add_column(col, overflow="fold", no_wrap=col != "zone")
     for n in rows:
         table.add_row(*_row(n))
     return table
@@ -65,7 +67,7 @@ def notifications(
         for n in existing:
             print(_json_line(n), flush=True)
     else:
-        console.print(_table(existing))
+        console.print(notifications_table(existing))
     if not follow:
         return
     try:
@@ -80,7 +82,7 @@ def notifications(
         return
 
 
-def _render(result: Verification) -> None:
+def verification_table(result: Verification) -> Table:
     table = Table(title="verification: delivered vs expected")
     table.add_column("check")
     table.add_column("count", justify="right")
@@ -91,8 +93,11 @@ def _render(result: Verification) -> None:
         table.add_row(name, str(len(ids)), ", ".join(ids), style="red" if ids else None)
     wrong = [f"{a} ({', '.join(fields)})" for a, fields in result.wrong_field.items()]
     table.add_row("wrong field", str(len(wrong)), "; ".join(wrong), style="red" if wrong else None)
-    console.print(table)
-    console.print("[bold green]clean[/]" if result.clean else "[bold red]NOT clean[/]")
+    return table
+
+
+def verdict(result: Verification) -> str:
+    return "[bold green]clean[/]" if result.clean else "[bold red]NOT clean[/]"
 
 
 def verify(
@@ -109,5 +114,6 @@ def verify(
                           "extra_ids": result.extra, "duplicate_ids": result.duplicate,
                           "wrong_field_ids": result.wrong_field}))
     else:
-        _render(result)
+        console.print(verification_table(result))
+        console.print(verdict(result))
     raise typer.Exit(0 if result.clean else 1)

@@ -1,0 +1,201 @@
+"""`paylimit demo`: the whole system locally, a scenario with a live display, then the verification.
+
+Starts Kafka and Redis (unless configured or already running), a worker and the notifier as
+child processes, sends a scenario on a virtual clock, waits until the pipeline has drained, shows
+the notifications and the verification, and stops what it started. Each run has its own topics,
+consumer groups and directory (`PAYLIMIT_HOME/runs/<run>`), so runs never mix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from paylimit.cli.common import console, settings
+from paylimit.cli.notifications import notifications_table, verdict, verification_table
+from paylimit.errors import InfraError
+from paylimit.kafka import ensure_topics, wait_for_broker
+from paylimit.runtime import local
+from paylimit.runtime.pipeline import Pipeline
+from paylimit.settings import Settings
+from paylimit.verify import read_expected, verify
+
+
+def _run_settings(base: Settings) -> Settings:
+    run = datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
+    return base.model_copy(update={
+        "app_id": f"paylimit-{run}",
+        "topic_transactions": f"{run}.payments.transactions",
+        "topic_alerts": f"{run}.payments.alerts",
+        "topic_dlq": f"{run}.payments.transactions.dlq",
+        "home": base.home / "runs" / run,
+    })
+
+
+def _needs_local_infra(base: Settings) -> bool:
+    """True when this demo must start the local Kafka and Redis (and so stop them at the end)."""
+    if base.kafka_bootstrap_servers and base.redis_url:
+        return False
+    state = local.read_state(base)
+    return not (state.kafka_running and state.redis_running)
+
+
+def _connect(base: Settings, start_infra: bool) -> Settings:
+    """Settings on reachable Kafka and Redis, starting the local ones if asked to."""
+    if base.kafka_bootstrap_servers and base.redis_url:
+        wait_for_broker(base, timeout=20)
+        return base
+    if start_infra:
+        with console.status("Starting Kafka and Redis…") as status:
+            local.up(base, announce=lambda m: (console.print(f"[cyan]{m}[/]"), status.update(m)))
+    return local.resolve(base)
+
+
+class Progress:
+    """What the live display shows, refreshed from the services about twice a second."""
+
+    def __init__(self, pipeline: Pipeline, total: int) -> None:
+        self.pipeline, self.total = pipeline, total
+        self.sent = 0
+        self.clock: datetime | None = None
+        self.began = time.monotonic()
+        self.metrics: dict = {}
+        self.lag = -1  # unknown until the first refresh
+        self.delivered: list = []
+        self.rates: dict[str, float] = {"sent": 0.0, "processed": 0.0}
+        self._last = (time.monotonic(), 0, 0)
+
+    def refresh(self) -> None:
+        from notifier.log import read_notifications
+
+        self.metrics = self.pipeline.worker_metrics() or self.metrics
+        self.lag = self.pipeline.lags()[0]
+        self.delivered = read_notifications(self.pipeline.settings.notifications_log)
+        now, sent, processed = time.monotonic(), self.sent, self.metrics.get("consumed", 0)
+        then, sent0, processed0 = self._last
+        if now - then >= 1.0:
+            self.rates = {"sent": (sent - sent0) / (now - then), "processed": (processed - processed0) / (now - then)}
+            self._last = (now, sent, processed)
+
+    def render(self) -> Table:
+        m = self.metrics
+        today = max((n.local_date for n in self.delivered), default=None)
+        table = Table(title="paylimit demo", show_header=False, min_width=64)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        table.add_row("simulated clock", self.clock.strftime("%Y-%m-%d %H:%M %Z") if self.clock else "-")
+        table.add_row("events sent", f"{self.sent:,} / {self.total:,}  ({self.rates['sent']:,.0f}/s)")
+        table.add_row("events processed", f"{m.get('consumed', 0):,}  ({self.rates['processed']:,.0f}/s)")
+        table.add_row("consumer lag", f"{self.lag:,}")
+        table.add_row("users over the limit today",
+                      str(sum(n.local_date == today for n in self.delivered)) + (f"  ({today})" if today else ""))
+        table.add_row("notifications delivered", str(len(self.delivered)))
+        letters = m.get("dead_lettered_by_error", {})
+        table.add_row("dead-lettered", f"{m.get('dead_lettered', 0)}  " + ", ".join(f"{k} {v}" for k, v in sorted(letters.items())))
+        table.add_row("elapsed", f"{time.monotonic() - self.began:.0f} s")
+        return table
+
+
+def demo(
+    scenario: Annotated[str, typer.Option(help="Scenario name or .yaml file")] = "default",
+    seed: Annotated[int, typer.Option(help="Random seed of the scenario")] = 1,
+    users: Annotated[int | None, typer.Option(min=1, help="Rescale the scenario to about N users")] = None,
+    duration: Annotated[float, typer.Option(min=1, help="Real seconds the scenario's simulated days take")] = 60,
+    speed: Annotated[float | None, typer.Option(min=0, help="Simulated seconds per real second (overrides --duration)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Stream worker processes")] = 1,
+    keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
+) -> None:
+    """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
+    from producer_sim.generator import generate
+    from producer_sim.oracle import expected_outcome
+    from producer_sim.publisher import Publisher, publish_limits
+    from producer_sim.scenario import load_scenario
+    from producer_sim.simulation import EXPECTED_ALERTS, write_outputs
+
+    plan = generate(load_scenario(scenario), seed, users=users)  # a bad scenario fails before anything starts
+    base = settings()
+    started_infra = _needs_local_infra(base)
+    pipeline: Pipeline | None = None
+    interrupted = False
+    try:
+        s = _run_settings(_connect(base, started_infra))
+        s.home.mkdir(parents=True, exist_ok=True)
+        pipeline = Pipeline(s)
+        ensure_topics(s)
+        publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
+        pipeline.start(workers)
+        span = (max(r.at for r in plan.records) - min(r.at for r in plan.records)).total_seconds()
+        progress = Progress(pipeline, len(plan.records))
+
+        def sent_one(n: int) -> None:
+            progress.sent += n
+
+        publisher = Publisher(s, plan.records, speed=speed if speed is not None else max(span / duration, 1.0),
+                              on_progress=sent_one)
+        outcome: dict = {}
+        sender = threading.Thread(target=lambda: outcome.update(result=publisher.run()), daemon=True)
+        console.print(f"run [bold]{s.app_id}[/]: scenario {plan.scenario.name} (seed {seed}), "
+                      f"{len(plan.records):,} events over {span / 86400:.1f} simulated days, logs in {s.home / 'logs'}")
+        with Live(progress.render(), console=console, refresh_per_second=4) as live:
+            sender.start()
+            while sender.is_alive() or progress.lag:
+                sent = progress.sent
+                progress.clock = plan.records[min(sent, len(plan.records)) - 1].at if sent else None
+                progress.refresh()
+                live.update(progress.render())
+                time.sleep(0.5)
+            pipeline.wait_drained(timeout=120)
+            progress.refresh()
+            live.update(progress.render())
+        if "result" not in outcome:
+            raise InfraError("the simulator stopped before sending everything (see above)")
+        result = expected_outcome(outcome["result"].sent, s, datetime.now(UTC), plan.overrides)
+        write_outputs(s.home, outcome["result"].sent, result)
+        _report(s, pipeline)
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("[yellow]interrupted: stopping everything[/]")
+    finally:
+        if keep_running and not interrupted and pipeline:
+            console.print(f"still running: worker {pipeline.worker_url()}, notifier; `paylimit infra down` stops Kafka and Redis")
+        else:
+            if pipeline:
+                pipeline.stop()
+            if started_infra:
+                local.down(base)
+    if interrupted:
+        raise typer.Exit(130)
+    clean = verify(read_expected(s.home / EXPECTED_ALERTS), _delivered(s)).clean
+    raise typer.Exit(0 if clean else 1)
+
+
+def _delivered(s: Settings) -> list:
+    from notifier.log import read_notifications
+
+    return read_notifications(s.notifications_log)
+
+
+def _report(s: Settings, pipeline: Pipeline) -> None:
+    from producer_sim.simulation import EXPECTED_ALERTS
+
+    delivered = _delivered(s)
+    result = verify(read_expected(s.home / EXPECTED_ALERTS), delivered)
+    latest = sorted(delivered, key=lambda n: n.delivered_at)[-10:]
+    console.print(notifications_table(latest, title=f"latest notifications ({len(delivered)} delivered)"))
+    console.print(verification_table(result))
+    console.print(verdict(result))
+    paths = Table(show_header=False, box=None)
+    paths.add_row("notifications log", str(s.notifications_log))
+    paths.add_row("expected alerts", str(s.home / EXPECTED_ALERTS))
+    paths.add_row("service logs", str(s.home / "logs"))
+    paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")
+    paths.add_row("again", f"PAYLIMIT_HOME={s.home} paylimit verify --expected {s.home / EXPECTED_ALERTS}")
+    console.print(Group(paths))
