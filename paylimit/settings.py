@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # services
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, description="Worker HTTP port (0 = pick a free one)")
+    dashboard_port: int = Field(6067, ge=0, description="Dashboard HTTP port (0 = pick a free one)")
+    worker_urls: str = Field("http://127.0.0.1:6066", description="Comma-separated worker base URLs the dashboard reads")
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
     batch_window: float = Field(0.01, gt=0, description="Seconds the worker waits to fill a batch (bounds alert latency)")
     commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits")

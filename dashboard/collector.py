@@ -1,0 +1,166 @@
+"""Polls every source on its own short loop and keeps what the page shows: a two-minute history
+of rates, lag and alert latency, the latest notifications, and today's usage of active users.
+
+Top users: the worker has no "list users" view (and the dashboard adds none to another service),
+so the users come from what the dashboard can see: the keys of the transactions topic (last 48 h)
+and the notified users. Their counts come from the worker's usage view, asked again whenever a
+user has a new transaction (and at least every `STALE_S`), at most `USAGE_PER_TICK` per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import aiohttp
+import redis
+from confluent_kafka import KafkaException
+
+from dashboard import stats
+from dashboard.offsets import ActiveUsers, KafkaProbe, Offsets
+from dashboard.sources import NotificationFeed, Workers
+from paylimit.settings import Settings
+
+HISTORY = 120  # samples, one a second
+USAGE_PER_TICK = 50
+STALE_S = 30.0
+SOURCE_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, redis.RedisError, KafkaException, OSError, ValueError)
+
+
+def _notification_row(n: Any) -> dict[str, Any]:
+    row = n.model_dump(mode="json", exclude={"transaction_ids"})
+    row["latency_ms"] = round((n.delivered_at - n.detected_at).total_seconds() * 1000, 1)
+    row["delivered_at_dt"], row["detected_at_dt"] = n.delivered_at, n.detected_at
+    return row
+
+
+class Collector:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workers = Workers(settings)
+        self.feed = NotificationFeed(settings)
+        self.probe = KafkaProbe(settings)
+        self.active = ActiveUsers(settings)
+        self.errors: dict[str, str | None] = {"workers": None, "kafka": None, "redis": None, "usage": None}
+        self.series: dict[str, deque[Any]] = {k: deque(maxlen=HISTORY) for k in
+                                              ("t", "in_rate", "processed_rate", "worker_lag", "notifier_lag", "p50", "p99")}
+        self.notifications: deque[dict[str, Any]] = deque(maxlen=500)
+        self.usage: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.pending: set[str] = set()  # users whose usage changed since it was last asked for
+        self.metrics: dict[str, Any] = {}
+        self.offsets: Offsets | None = None
+        self._prev_in: tuple[float, int] | None = None
+        self._prev_done: tuple[float, int] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.workers.start()
+        await self.feed.start()
+        self.probe.start()
+        self.active.start()
+        for name, interval, step in (("redis", 0.5, self._poll_feed), ("kafka", 1.0, self._sample),
+                                     ("usage", 1.0, self._refresh_usage)):
+            self._tasks.append(asyncio.create_task(self._loop(name, interval, step)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.active.stop)
+        await self.workers.stop()
+        await self.feed.stop()
+
+    async def _loop(self, name: str, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(step(), timeout=10)
+                if name != "kafka":  # _sample sets the kafka and workers errors itself
+                    self.errors[name] = None
+            except SOURCE_ERRORS as exc:
+                self.errors[name] = f"{type(exc).__name__}: {exc}"[:200]
+            await asyncio.sleep(max(0.05, interval - (time.monotonic() - started)))
+
+    async def _poll_feed(self) -> None:
+        for n in await self.feed.poll():
+            self.notifications.append(_notification_row(n))
+            self.pending.add(n.user_id)
+
+    async def _sample(self) -> None:
+        """One point of history: events in/processed per second, lag, alert latency."""
+        now = time.monotonic()
+        metrics, answered = await self.workers.metrics()
+        self.errors["workers"] = None if answered else "no worker answered /metrics"
+        if answered:
+            self.metrics = metrics
+        try:
+            self.offsets = await asyncio.get_running_loop().run_in_executor(None, self.probe.offsets)
+            self.errors["kafka"] = None
+        except KafkaException as exc:
+            self.errors["kafka"] = str(exc.args[0])[:200]
+        in_rate = done_rate = None
+        if self.offsets:
+            point = (now, self.offsets.produced)
+            in_rate, self._prev_in = stats.rate(self._prev_in, point), point
+        if answered:
+            point = (now, int(metrics.get("consumed", 0)))
+            done_rate, self._prev_done = stats.rate(self._prev_done, point), point
+        lat = stats.latencies_ms(self.notifications, datetime.now(timezone.utc))
+        for key, value in (("t", time.time()), ("in_rate", in_rate), ("processed_rate", done_rate),
+                           ("worker_lag", self.offsets.worker_lag if self.offsets else None),
+                           ("notifier_lag", self.offsets.notifier_lag if self.offsets else None),
+                           ("p50", stats.percentile(lat, 50)), ("p99", stats.percentile(lat, 99))):
+            self.series[key].append(value)
+
+    def _wanted_users(self) -> list[str]:
+        wanted = sorted(self.pending | self.active.take_dirty())
+        due, self.pending = wanted[:USAGE_PER_TICK], set(wanted[USAGE_PER_TICK:])
+        now = time.monotonic()
+        stale = sorted((t, u) for u, (t, _) in self.usage.items() if now - t > STALE_S and u not in self.pending)
+        return due + [u for _, u in stale][:max(0, USAGE_PER_TICK - len(due))]
+
+    async def _refresh_usage(self) -> None:
+        users = self._wanted_users()
+        sem = asyncio.Semaphore(8)
+
+        async def one(user_id: str) -> None:
+            async with sem:
+                status, body = await self.workers.usage(user_id)
+            if status == 200:
+                self.usage[user_id] = (time.monotonic(), body)
+                return
+            self.pending.add(user_id)  # asked again next tick
+            if status == 503:
+                raise aiohttp.ClientError(body.get("error", "no worker answered"))
+
+        await asyncio.gather(*(one(u) for u in users))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the page shows, as JSON-ready data."""
+        now = datetime.now(timezone.utc)
+        lat = stats.latencies_ms(self.notifications, now)
+        today = [u for _, u in self.usage.values()
+                 if u["local_date"] == stats.local_today(u["timezone"], now).isoformat()]
+        latest = [{k: v for k, v in n.items() if not k.endswith("_dt")} for n in list(self.notifications)[-25:]]
+        m = self.metrics
+        return {
+            "now": now.isoformat(),
+            "app_id": self.settings.app_id,
+            "errors": self.errors,
+            "totals": {
+                "produced": self.offsets.produced if self.offsets else None,
+                "consumed": m.get("consumed"), "counted": m.get("counted"),
+                "dead_lettered": m.get("dead_lettered"), "alerts_sent": m.get("alerts_sent"),
+                "worker_lag": self.offsets.worker_lag if self.offsets else None,
+                "notifier_lag": self.offsets.notifier_lag if self.offsets else None,
+            },
+            "dead_letters": m.get("dead_lettered_by_error", {}),
+            "series": {k: list(v) for k, v in self.series.items()},
+            "latency": {"p50_ms": stats.percentile(lat, 50), "p99_ms": stats.percentile(lat, 99), "n": len(lat)},
+            "notifications": latest[::-1],
+            "users": {**stats.user_buckets(today), "tracked": len(self.usage)},
+        }

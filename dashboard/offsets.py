@@ -1,0 +1,137 @@
+"""Kafka, as the dashboard sees it: end offsets (events in), consumer lag, and which users are active.
+
+Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
+offsets and the lag of both consumer groups in batched requests (what `paylimit.kafka.group_lag`
+computes, without a new consumer every second). `ActiveUsers` reads only the keys (= user ids)
+of the transactions topic, from 48 hours back, so the dashboard knows whose usage to ask for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from paylimit.settings import Settings
+
+LOOKBACK_S = 48 * 3600  # "today" in any zone (UTC-12 .. UTC+14) started less than 48 h ago
+
+
+@dataclass(frozen=True)
+class Offsets:
+    produced: int  # sum of the transactions topic's end offsets
+    worker_lag: int  # transactions not yet committed by the workers' group
+    notifier_lag: int  # alerts not yet committed by the notifier's group
+
+
+class KafkaProbe:
+    """End offsets and committed offsets of paylimit's two consumer groups."""
+
+    def __init__(self, settings: Settings, timeout: float = 3.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.admin: AdminClient | None = None
+
+    def start(self) -> None:
+        self.admin = AdminClient(self.settings.kafka_client_config(log_level=0))
+
+    def _partitions(self, topic: str) -> list[TopicPartition]:
+        assert self.admin is not None
+        md = self.admin.list_topics(topic, timeout=self.timeout).topics[topic]
+        if md.error is not None:
+            raise KafkaException(md.error)
+        return [TopicPartition(topic, p) for p in md.partitions]
+
+    def _ends(self, tps: list[TopicPartition]) -> dict[int, int]:
+        assert self.admin is not None
+        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=self.timeout)
+        return {tp.partition: fut.result().offset for tp, fut in futures.items()}
+
+    def _lag(self, group: str, tps: list[TopicPartition], ends: dict[int, int]) -> int:
+        assert self.admin is not None
+        req = [ConsumerGroupTopicPartitions(group, tps)]
+        fut = self.admin.list_consumer_group_offsets(req, request_timeout=self.timeout)[group]
+        committed = {tp.partition: tp.offset for tp in fut.result().topic_partitions}
+        # no commit yet: the group starts from the earliest offset, so everything is lag
+        return sum(end - max(committed.get(p, -1), 0) for p, end in ends.items())
+
+    def offsets(self) -> Offsets:
+        s = self.settings
+        tx = self._partitions(s.topic_transactions)
+        tx_ends = self._ends(tx)
+        alerts = self._partitions(s.topic_alerts)
+        alert_ends = self._ends(alerts)
+        return Offsets(produced=sum(tx_ends.values()),
+                       worker_lag=self._lag(s.app_id, tx, tx_ends),
+                       notifier_lag=self._lag(s.notifier_group_id, alerts, alert_ends))
+
+
+class ActiveUsers:
+    """A thread reading the transactions topic's keys: the users seen, and those seen since last asked."""
+
+    def __init__(self, settings: Settings, capacity: int = 20_000) -> None:
+        self.settings = settings
+        self.capacity = capacity
+        self.seen: OrderedDict[str, float] = OrderedDict()
+        self.dirty: set[str] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="dashboard-active-users", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+
+    def take_dirty(self) -> set[str]:
+        """Users with a transaction since the previous call (their usage changed)."""
+        with self.lock:
+            out, self.dirty = self.dirty, set()
+        return out
+
+    def users(self) -> list[str]:
+        with self.lock:
+            return list(self.seen)
+
+    def _note(self, user_id: str) -> None:
+        with self.lock:
+            self.seen[user_id] = time.time()
+            self.seen.move_to_end(user_id)
+            self.dirty.add(user_id)
+            while len(self.seen) > self.capacity:
+                self.seen.popitem(last=False)
+
+    def run(self) -> None:
+        topic = self.settings.topic_transactions
+        consumer = Consumer(self.settings.kafka_client_config(**{
+            "group.id": f"{self.settings.app_id}-dashboard", "enable.auto.commit": False, "log_level": 0}))
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self._assign(consumer, topic)
+                    break
+                except KafkaException as exc:
+                    self.error = str(exc.args[0])
+                    self.stopping.wait(2)
+            while not self.stopping.is_set():
+                for msg in consumer.consume(1000, timeout=0.5):
+                    if msg.error() is None and msg.key():
+                        self._note(msg.key().decode("utf-8", "replace"))
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Consumer, topic: str) -> None:
+        since_ms = int((time.time() - LOOKBACK_S) * 1000)
+        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        wanted = [TopicPartition(topic, p, since_ms) for p in partitions]
+        consumer.assign(consumer.offsets_for_times(wanted, timeout=5))
+        self.error = None
