@@ -36,13 +36,15 @@ function drawChart(canvas, seriesList) {
   }
   ctx.fillText(`${n}s ago`, left, h - 2); ctx.fillText("now", w - 22, h - 2);
   for (const s of seriesList) {
-    ctx.strokeStyle = s.color; ctx.lineWidth = 1.6; ctx.beginPath();
+    ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = 1.6; ctx.beginPath();
     let pen = false;
     s.values.forEach((v, i) => {
       if (v === null || v === undefined) { pen = false; return; }
       const x = left + (i + n - s.values.length) * (w - left) / (n - 1);
       const y = bottom - (v / max) * (bottom - top);
       if (pen) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      const alone = (i === 0 || s.values[i - 1] == null) && (i === s.values.length - 1 || s.values[i + 1] == null);
+      if (alone) ctx.fillRect(x - 1.5, y - 1.5, 3, 3); // a lone sample would draw no line
       pen = true;
     });
     ctx.stroke();

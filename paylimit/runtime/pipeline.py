@@ -61,6 +61,7 @@ class Pipeline:
     settings: Settings
     workers: list[ServiceProcess] = field(default_factory=list)
     notifier: ServiceProcess | None = None
+    dashboard: ServiceProcess | None = None
 
     def add_worker(self) -> ServiceProcess:
         port = processes.free_port()
@@ -127,6 +128,31 @@ class Pipeline:
             n = self.notifier
             raise InfraError(f"the notifier is not running; tail of {n.log}:\n{processes.tail(n.log)}")
 
+    def start_dashboard(self, timeout: float = 30.0) -> str:
+        """Start `paylimit dashboard` on these workers' URLs and return its URL once it answers.
+
+        On settings.dashboard_port (default 6067), or a free port when that is 0 or taken.
+        """
+        s = self.settings
+        port = s.dashboard_port if s.dashboard_port and processes.port_is_free(s.dashboard_port) else processes.free_port()
+        urls = ",".join(self.worker_url(w) for w in self.workers) or s.worker_urls
+        self.dashboard = ServiceProcess("dashboard", "dashboard",
+                                        s.model_copy(update={"dashboard_port": port, "worker_urls": urls}))
+        self.dashboard.start()
+        url = f"http://{s.web_host}:{port}/"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.dashboard.alive:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return url
+            except (URLError, OSError):
+                time.sleep(0.2)
+        log = self.dashboard.log
+        raise InfraError(f"the dashboard did not answer on {url}; tail of {log}:\n{processes.tail(log)}")
+
     def stop(self) -> None:
-        for svc in [*self.workers, *([self.notifier] if self.notifier else [])]:
+        for svc in [*self.workers, *([self.notifier] if self.notifier else []),
+                    *([self.dashboard] if self.dashboard else [])]:
             svc.stop()
