@@ -57,12 +57,13 @@ def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None) ->
     """Start what is not running yet and wait until Kafka creates topics and Redis answers PING."""
     root = infra_root(settings)
     state = read_state(settings)
+    if not state.kafka_running:
+        kafka_broker.require_tools()  # before starting Redis: a failed `up` leaves nothing half-started
     if not state.redis_running:
         port = int(state.redis_url.rsplit(":", 1)[1].split("/")[0]) if state.redis_url else None
         state.redis_pid, state.redis_url = redis_server.start(root / "redis", port)
         _write_state(settings, state)
     if not state.kafka_running:
-        kafka_broker.require_tools()
         kafka_broker.ensure_jars(settings, announce)
         announce("Starting the Kafka broker (KRaft)")
         state.kafka_pid, state.kafka_bootstrap = kafka_broker.start(settings, root / "kafka")
