@@ -1,0 +1,1 @@
+"""Peers: the same job written with another stream-processing library, run on the same topic."""
