@@ -100,8 +100,8 @@ def test_up_env_status_up_again_down(home: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert processes_of(home) == []
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in started)
-    status = paylimit(home, "infra", "status").stdout
-    assert "running" not in status and "stopped" in status
+    stopped = paylimit(home, "infra", "status").stdout
+    assert "running" not in stopped and "stopped" in stopped
     assert one_line_error(paylimit(home, "infra", "env")).startswith("error: no Kafka")
 
     # the next `up` reuses the stored ports; one taken by someone else is a one-line error

@@ -21,10 +21,17 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict[st
     futures[name].result(timeout=30)
 
 
-def read_all(bootstrap: str, topic: str, partitions: int = 1, timeout: float = 20.0, **extra: Any) -> list[Message]:
+def text(data: bytes | None) -> str:
+    """A record's key or value as text (the smoke tests never send None)."""
+    assert data is not None
+    return data.decode()
+
+
+def read_all(bootstrap: str, topic: str, partitions: int = 1, timeout: float = 20.0,
+             config: dict[str, Any] | None = None) -> list[Message]:
     """Every record now on `topic` (assigned from the beginning, up to the high watermark)."""
     conf = {"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", **extra}
+            "auto.offset.reset": "earliest", **(config or {})}
     consumer = Consumer(conf)
     try:
         tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
@@ -41,11 +48,14 @@ def read_all(bootstrap: str, topic: str, partitions: int = 1, timeout: float = 2
                     if tp.offset >= ends[tp.partition]:
                         done.add(tp.partition)
                 continue
-            if msg.error():
-                raise AssertionError(msg.error().str())
+            error = msg.error()
+            if error is not None:
+                raise AssertionError(error.str())
             records.append(msg)
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None
+            if offset + 1 >= ends[partition]:
+                done.add(partition)
         assert len(done) == partitions, f"read of {topic} did not reach the end within {timeout}s"
         return records
     finally:

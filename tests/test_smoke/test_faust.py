@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from tests.test_smoke.kafka_helpers import create_topic, read_all, unique
+from tests.test_smoke.kafka_helpers import create_topic, read_all, text, unique
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +56,8 @@ def test_faust_app_counts_through_the_broker(kafka_bootstrap: str, tmp_path: Pat
     # the table's state went through the broker: its changelog topic holds the final count
     changelog = [m for m in read_all(kafka_bootstrap, f"{app_id}-counts-changelog") if m.key()]
     assert changelog, "no changelog records"
-    assert json.loads(changelog[-1].key()) == "user-1"
-    assert json.loads(changelog[-1].value()) == N
+    assert json.loads(text(changelog[-1].key())) == "user-1"
+    assert json.loads(text(changelog[-1].value())) == N
 
 
 def wait_for_count(bootstrap: str, topic: str, n: int, worker: subprocess.Popen[bytes], timeout: float) -> int:
@@ -72,7 +72,7 @@ def wait_for_count(bootstrap: str, topic: str, n: int, worker: subprocess.Popen[
             assert worker.poll() is None, f"faust worker exited with {worker.returncode}"
             for msg in consumer.consume(500, timeout=0.5):
                 assert not msg.error(), msg.error()
-                count = int(msg.value())
+                count = int(text(msg.value()))
                 assert count == last + 1, f"count went {last} -> {count}"
                 last = count
     finally:

@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from tests.test_smoke.kafka_helpers import create_topic, read_all, unique
+from tests.test_smoke.kafka_helpers import create_topic, read_all, text, unique
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +45,8 @@ def test_idempotent_keyed_messages_come_back_in_order_per_key(kafka_bootstrap: s
         while total < n and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=1.0):
                 assert not msg.error(), msg.error()
-                key, seq = msg.value().decode().split(":")
-                assert msg.key().decode() == key
+                key, seq = text(msg.value()).split(":")
+                assert text(msg.key()) == key
                 seen[key].append(int(seq))
                 total += 1
         consumer.commit(asynchronous=False)
@@ -73,7 +73,7 @@ def test_compacted_topic_compacts(kafka_bootstrap: str) -> None:
     assert producer.flush(10) == 0 and errors == []
 
     def values_of(key: bytes) -> list[str]:
-        return [m.value().decode() for m in read_all(kafka_bootstrap, topic) if m.key() == key]
+        return [text(m.value()) for m in read_all(kafka_bootstrap, topic) if m.key() == key]
 
     assert len(values_of(b"k0")) == 10
     deadline = time.monotonic() + 60
@@ -111,8 +111,9 @@ def test_aborted_transaction_is_invisible_to_read_committed(kafka_bootstrap: str
     in_transaction([f"aborted-{i}" for i in range(5)], commit=False)
     in_transaction(["after"], commit=True)
 
-    committed = [m.value().decode() for m in read_all(kafka_bootstrap, topic, **{"isolation.level": "read_committed"})]
+    committed = [text(m.value()) for m in read_all(kafka_bootstrap, topic, config={"isolation.level": "read_committed"})]
     assert committed == [f"committed-{i}" for i in range(5)] + ["after"]
     # the aborted records really are in the log: a read_uncommitted reader sees them
-    everything = [m.value().decode() for m in read_all(kafka_bootstrap, topic, **{"isolation.level": "read_uncommitted"})]
+    everything = [text(m.value()) for m in read_all(kafka_bootstrap, topic,
+                                                  config={"isolation.level": "read_uncommitted"})]
     assert [v for v in everything if v.startswith("aborted-")] == [f"aborted-{i}" for i in range(5)]
