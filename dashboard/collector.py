@@ -2,9 +2,11 @@
 of rates, lag and alert latency, the latest notifications, and today's usage of active users.
 
 Top users: the worker has no "list users" view (and the dashboard adds none to another service),
-so the users come from what the dashboard can see: the keys of the transactions topic (last 48 h)
-and the notified users. Their counts come from the worker's usage view, asked again whenever a
-user has a new transaction (and at least every `STALE_S`), at most `USAGE_PER_TICK` per second.
+so the users come from what the dashboard can see: the (user, local day) pairs of the succeeded
+transactions on the topic (last 48 h) and the notified users. Their counts come from the worker's
+usage view (`?date=`), asked again whenever a pair has a new transaction (and at least every
+`STALE_S`), at most `USAGE_PER_TICK` a second. The panels show one day: the one picked on the
+page, or today, or (replaying past days) the latest day seen.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import redis
 from confluent_kafka import KafkaException
 
 from dashboard import stats
-from dashboard.offsets import ActiveUsers, KafkaProbe, Offsets
+from dashboard.offsets import ActiveUsers, KafkaProbe, Offsets, UserDay
 from dashboard.sources import NotificationFeed, Workers
 from paylimit.settings import Settings
 
@@ -49,8 +51,8 @@ class Collector:
         self.series: dict[str, deque[Any]] = {k: deque(maxlen=HISTORY) for k in
                                               ("t", "in_rate", "processed_rate", "worker_lag", "notifier_lag", "p50", "p99")}
         self.notifications: deque[dict[str, Any]] = deque(maxlen=500)
-        self.usage: dict[str, tuple[float, dict[str, Any]]] = {}
-        self.pending: set[str] = set()  # users whose usage changed since it was last asked for
+        self.usage: dict[UserDay, tuple[float, dict[str, Any]]] = {}
+        self.pending: set[UserDay] = set()  # pairs whose usage changed since it was last asked for
         self.metrics: dict[str, Any] = {}
         self.offsets: Offsets | None = None
         self._prev_in: tuple[float, int] | None = None
@@ -88,7 +90,7 @@ class Collector:
     async def _poll_feed(self) -> None:
         for n in await self.feed.poll():
             self.notifications.append(_notification_row(n))
-            self.pending.add(n.user_id)
+            self.pending.add((n.user_id, n.local_date.isoformat()))
 
     async def _sample(self) -> None:
         """One point of history: events in/processed per second, lag, alert latency."""
@@ -116,7 +118,7 @@ class Collector:
                            ("p50", stats.percentile(lat, 50)), ("p99", stats.percentile(lat, 99))):
             self.series[key].append(value)
 
-    def _wanted_users(self) -> list[str]:
+    def _wanted_users(self) -> list[UserDay]:
         wanted = sorted(self.pending | self.active.take_dirty())
         due, self.pending = wanted[:USAGE_PER_TICK], set(wanted[USAGE_PER_TICK:])
         now = time.monotonic()
@@ -127,24 +129,25 @@ class Collector:
         users = self._wanted_users()
         sem = asyncio.Semaphore(8)
 
-        async def one(user_id: str) -> None:
+        async def one(pair: UserDay) -> None:
             async with sem:
-                status, body = await self.workers.usage(user_id)
+                status, body = await self.workers.usage(*pair)
             if status == 200:
-                self.usage[user_id] = (time.monotonic(), body)
+                self.usage[pair] = (time.monotonic(), body)
                 return
-            self.pending.add(user_id)  # asked again next tick
+            self.pending.add(pair)  # asked again next tick
             if status == 503:
                 raise aiohttp.ClientError(body.get("error", "no worker answered"))
 
         await asyncio.gather(*(one(u) for u in users))
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything the page shows, as JSON-ready data."""
+    def snapshot(self, day: str | None = None) -> dict[str, Any]:
+        """Everything the page shows, as JSON-ready data; the user panels for `day` (default: see above)."""
         now = datetime.now(timezone.utc)
         lat = stats.latencies_ms(self.notifications, now)
-        today = [u for _, u in self.usage.values()
-                 if u["local_date"] == stats.local_today(u["timezone"], now).isoformat()]
+        days = sorted({d for _, d in self.usage}, reverse=True)
+        day = day if day in days else stats.default_day(days, stats.local_today(self.settings.default_timezone, now))
+        on_day = [u for (_, d), (_, u) in self.usage.items() if d == day]
         latest = [{k: v for k, v in n.items() if not k.endswith("_dt")} for n in list(self.notifications)[-25:]]
         m = self.metrics
         return {
@@ -162,5 +165,5 @@ class Collector:
             "series": {k: list(v) for k, v in self.series.items()},
             "latency": {"p50_ms": stats.percentile(lat, 50), "p99_ms": stats.percentile(lat, 99), "n": len(lat)},
             "notifications": latest[::-1],
-            "users": {**stats.user_buckets(today), "tracked": len(self.usage)},
+            "users": {**stats.user_buckets(on_day), "day": day, "days": days[:14], "tracked": len(self.usage)},
         }

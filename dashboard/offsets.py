@@ -2,16 +2,24 @@
 
 Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
 offsets and the lag of both consumer groups in batched requests (what `paylimit.kafka.group_lag`
-computes, without a new consumer every second). `ActiveUsers` reads only the keys (= user ids)
-of the transactions topic, from 48 hours back, so the dashboard knows whose usage to ask for.
+computes, without a new consumer every second). `ActiveUsers` reads the transactions topic from
+the records produced in the last 48 hours (Kafka's produce timestamps, so a replayed
+scenario of past days is included) and notes, per succeeded
+transaction, the user and its local date, so the dashboard knows whose usage to ask the worker
+for, and on which day. That is a light parse, not the worker's validation: the worker's usage
+answer is what the page shows.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -70,14 +78,36 @@ class KafkaProbe:
                        notifier_lag=self._lag(s.notifier_group_id, alerts, alert_ends))
 
 
+def succeeded_local_date(raw: bytes | None, default_zone: str) -> str | None:
+    """The local date (ISO) of a succeeded transaction record, or None for anything else."""
+    try:
+        data = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("status") != "succeeded":
+        return None
+    try:
+        at = datetime.fromisoformat(data["occurred_at"])
+        zone = ZoneInfo(data.get("timezone") or default_zone)
+    except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError):
+        return None
+    if at.tzinfo is None:
+        return None
+    return at.astimezone(zone).date().isoformat()
+
+
+UserDay = tuple[str, str]  # (user_id, local date ISO)
+
+
 class ActiveUsers:
-    """A thread reading the transactions topic's keys: the users seen, and those seen since last asked."""
+    """A thread reading the transactions topic: the (user, local day) pairs seen, and those seen since last asked."""
 
     def __init__(self, settings: Settings, capacity: int = 20_000) -> None:
         self.settings = settings
         self.capacity = capacity
-        self.seen: OrderedDict[str, float] = OrderedDict()
-        self.dirty: set[str] = set()
+        self.seen: OrderedDict[UserDay, float] = OrderedDict()
+        self.dirty: set[UserDay] = set()
+        self.days: Counter[str] = Counter()  # succeeded transactions read, per local date
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -92,21 +122,18 @@ class ActiveUsers:
         if self.thread:
             self.thread.join(timeout=5)
 
-    def take_dirty(self) -> set[str]:
-        """Users with a transaction since the previous call (their usage changed)."""
+    def take_dirty(self) -> set[UserDay]:
+        """(user, day) pairs with a transaction since the previous call (their usage changed)."""
         with self.lock:
             out, self.dirty = self.dirty, set()
         return out
 
-    def users(self) -> list[str]:
+    def _note(self, pair: UserDay) -> None:
         with self.lock:
-            return list(self.seen)
-
-    def _note(self, user_id: str) -> None:
-        with self.lock:
-            self.seen[user_id] = time.time()
-            self.seen.move_to_end(user_id)
-            self.dirty.add(user_id)
+            self.seen[pair] = time.time()
+            self.seen.move_to_end(pair)
+            self.dirty.add(pair)
+            self.days[pair[1]] += 1
             while len(self.seen) > self.capacity:
                 self.seen.popitem(last=False)
 
@@ -125,7 +152,9 @@ class ActiveUsers:
             while not self.stopping.is_set():
                 for msg in consumer.consume(1000, timeout=0.5):
                     if msg.error() is None and msg.key():
-                        self._note(msg.key().decode("utf-8", "replace"))
+                        day = succeeded_local_date(msg.value(), self.settings.default_timezone)
+                        if day:
+                            self._note((msg.key().decode("utf-8", "replace"), day))
         finally:
             consumer.close()
 

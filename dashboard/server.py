@@ -1,7 +1,7 @@
 """`paylimit dashboard`: an aiohttp server for the page, its assets and two JSON endpoints.
 
 - `GET /` the page; `GET /static/...` its hand-written JS and CSS (nothing from a CDN).
-- `GET /api/snapshot` everything the page shows; the page polls it once a second.
+- `GET /api/snapshot[?day=YYYY-MM-DD]` everything the page shows; the page polls it once a second.
 - `GET /api/usage/{user_id}[?date=YYYY-MM-DD]` the worker's usage view, passed through.
 """
 
@@ -27,7 +27,7 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def snapshot(request: web.Request) -> web.Response:
-    return web.json_response(request.app[COLLECTOR].snapshot())
+    return web.json_response(request.app[COLLECTOR].snapshot(request.query.get("day") or None))
 
 
 async def usage(request: web.Request) -> web.Response:

@@ -64,3 +64,10 @@ def user_buckets(usages: Iterable[dict[str, Any]], top_n: int = 10) -> dict[str,
         "near": [u for u in by_count if is_near(u)][:top_n * 5],
         "over": [u for u in by_count if u["count"] > u["limit"]][:top_n * 5],
     }
+
+
+def default_day(days: Iterable[str], today: date) -> str:
+    """The day the user panels show unless one is picked: today when it has activity, else the
+    latest day seen that is not in the future (a replayed scenario of past days), else today."""
+    past = [d for d in days if d <= today.isoformat()]
+    return max(past) if past else today.isoformat()

@@ -89,6 +89,19 @@ function renderUsers(id, users) {
   }));
 }
 
+// The day picker: "" follows the server's default (today, or the latest day of a replay).
+function renderDays(users) {
+  const select = $("users-day");
+  const wanted = ["", ...users.days];
+  const have = Array.from(select.options).map((o) => o.value);
+  if (wanted.join() !== have.join()) {
+    const chosen = select.value;
+    select.replaceChildren(...wanted.map((d) => el("option", { value: d }, d)));
+    select.value = wanted.includes(chosen) ? chosen : "";
+  }
+  select.options[0].textContent = select.value ? "default" : `${users.day} (default)`;
+}
+
 function renderDeadLetters(byReason) {
   const entries = Object.entries(byReason).sort((a, b) => b[1] - a[1]);
   const max = Math.max(1, ...entries.map((e) => e[1]));
@@ -120,11 +133,13 @@ function renderNotifications(list) {
 
 async function refresh() {
   try {
-    const resp = await fetch("/api/snapshot", { cache: "no-store" });
+    const day = $("users-day").value;
+    const resp = await fetch("/api/snapshot" + (day ? `?day=${day}` : ""), { cache: "no-store" });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const snap = await resp.json();
     renderSources(snap);
     renderTiles(snap);
+    renderDays(snap.users);
     renderUsers("users-top", snap.users.top);
     renderUsers("users-near", snap.users.near);
     renderUsers("users-over", snap.users.over);

@@ -46,3 +46,23 @@ def test_metrics_summed_over_workers() -> None:
     add_metrics(total, {"consumed": 5, "dead_lettered_by_error": {"invalid_json": 1}})
     add_metrics(total, {"consumed": 7, "dead_lettered_by_error": {"invalid_json": 2, "too_late": 1}})
     assert total == {"consumed": 12, "dead_lettered_by_error": {"invalid_json": 3, "too_late": 1}}
+
+
+def test_default_day_is_today_or_the_latest_past_day() -> None:
+    from datetime import date
+
+    today = date(2026, 3, 10)
+    assert stats.default_day([], today) == "2026-03-10"
+    assert stats.default_day(["2026-03-09", "2026-03-10"], today) == "2026-03-10"
+    assert stats.default_day(["2025-01-14", "2025-01-15", "2026-03-11"], today) == "2025-01-15"
+
+
+def test_succeeded_local_date() -> None:
+    from dashboard.offsets import succeeded_local_date
+
+    tx = b'{"status": "succeeded", "occurred_at": "2025-01-14T20:00:00+00:00", "timezone": "Asia/Kolkata"}'
+    assert succeeded_local_date(tx, "UTC") == "2025-01-15"
+    assert succeeded_local_date(tx.replace(b', "timezone": "Asia/Kolkata"', b""), "UTC") == "2025-01-14"
+    assert succeeded_local_date(tx.replace(b"succeeded", b"declined"), "UTC") is None
+    assert succeeded_local_date(b"not json", "UTC") is None
+    assert succeeded_local_date(tx.replace(b"Asia/Kolkata", b"Mars/Base"), "UTC") is None
