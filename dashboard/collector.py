@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -145,10 +145,11 @@ class Collector:
         """Everything the page shows, as JSON-ready data; the user panels for `day` (default: see above)."""
         now = datetime.now(timezone.utc)
         lat = stats.latencies_ms(self.notifications, now)
-        days = sorted({d for _, d in self.usage}, reverse=True)
-        day = day if day in days else stats.default_day(days, stats.local_today(self.settings.default_timezone, now))
+        per_day = Counter(d for _, d in self.usage)
+        days = sorted(per_day, reverse=True)
+        day = day if day in per_day else stats.default_day(per_day, stats.local_today(self.settings.default_timezone, now))
         on_day = [u for (_, d), (_, u) in self.usage.items() if d == day]
-        latest = [{k: v for k, v in n.items() if not k.endswith("_dt")} for n in list(self.notifications)[-25:]]
+        latest = [{k: v for k, v in n.items() if not k.endswith("_dt")} for n in list(self.notifications)[-15:]]
         m = self.metrics
         return {
             "now": now.isoformat(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,8 +66,10 @@ def user_buckets(usages: Iterable[dict[str, Any]], top_n: int = 10) -> dict[str,
     }
 
 
-def default_day(days: Iterable[str], today: date) -> str:
-    """The day the user panels show unless one is picked: today when it has activity, else the
-    latest day seen that is not in the future (a replayed scenario of past days), else today."""
-    past = [d for d in days if d <= today.isoformat()]
-    return max(past) if past else today.isoformat()
+def default_day(users_per_day: Mapping[str, int], today: date) -> str:
+    """The day the user panels show unless one is picked: today when it has activity, else (a
+    replayed scenario of past days) the past day with the most active users, else today."""
+    past = [d for d, n in users_per_day.items() if n and d <= today.isoformat()]
+    if today.isoformat() in past or not past:
+        return today.isoformat()
+    return max(past, key=lambda d: (users_per_day[d], d))

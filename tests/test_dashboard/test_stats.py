@@ -52,9 +52,10 @@ def test_default_day_is_today_or_the_latest_past_day() -> None:
     from datetime import date
 
     today = date(2026, 3, 10)
-    assert stats.default_day([], today) == "2026-03-10"
-    assert stats.default_day(["2026-03-09", "2026-03-10"], today) == "2026-03-10"
-    assert stats.default_day(["2025-01-14", "2025-01-15", "2026-03-11"], today) == "2025-01-15"
+    assert stats.default_day({}, today) == "2026-03-10"
+    assert stats.default_day({"2026-03-09": 50, "2026-03-10": 1}, today) == "2026-03-10"
+    replay = {"2025-01-14": 150, "2025-01-15": 160, "2025-01-16": 3, "2026-03-11": 400}
+    assert stats.default_day(replay, today) == "2025-01-15"
 
 
 def test_succeeded_local_date() -> None:
