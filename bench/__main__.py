@@ -1,0 +1,58 @@
+"""`python -m bench`: run the benchmark, print the table, write bench/results/<timestamp>.json."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from bench import report
+from bench.config import BenchConfig, quick
+from bench.run import run
+from paylimit.settings import get_settings
+
+cli = typer.Typer(add_completion=False)
+
+
+@cli.command()
+def main(
+    quick_run: Annotated[bool, typer.Option("--quick", help="Small sizes: every phase in a minute or two")] = False,
+    records: Annotated[Optional[int], typer.Option(help="Transactions pre-loaded (default 1,000,000)")] = None,
+    users: Annotated[Optional[int], typer.Option(help="Users they are spread over (default 100,000)")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help="Partitions of the bench topics (default 6)")] = None,
+    rates: Annotated[Optional[str], typer.Option(help="Sustained rates, tx/s, comma-separated (default 1000,2000,5000)")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Seconds per sustained rate (default 30)")] = None,
+    catchup_timeout: Annotated[Optional[float], typer.Option(help="Seconds a catch-up may take before it is reported from its progress")] = None,
+    peer: Annotated[bool, typer.Option(help="Run the Quix Streams peer")] = True,
+    results_dir: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of the table")] = False,
+) -> None:
+    """Measure paylimit against a bare-consumer ceiling and a Quix Streams peer, in one run."""
+    config = quick(BenchConfig()) if quick_run else BenchConfig()
+    given = {"records": records, "users": users, "partitions": partitions, "duration": duration,
+             "catchup_timeout": catchup_timeout}
+    config = replace(config, **{k: v for k, v in given.items() if v is not None}, peer=peer, results_dir=results_dir)
+    if rates:
+        try:
+            config = replace(config, rates=tuple(int(r) for r in rates.split(",") if r.strip()))
+        except ValueError:
+            raise typer.BadParameter(f"--rates must be integers separated by commas, not {rates!r}") from None
+    console = Console(stderr=json_out)
+    if not console.is_terminal:
+        console = Console(stderr=json_out, width=140)  # a log file gets the table unwrapped
+    result = run(config, get_settings(), console)
+    path = report.write(result, config.results_dir)
+    if json_out:
+        print(report.json.dumps(result, indent=2))
+    else:
+        console.print(report.table(result))
+        console.print(f"written {path} (and latest.json)")
+    if result.get("failed"):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,74 @@
+"""The run's result: a rich table for the terminal and a JSON file under bench/results/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+
+def write(result: dict, results_dir: Path) -> Path:
+    """`results_dir/<timestamp>.json` and a copy as `latest.json`; returns the former."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2) + "\n"
+    path = results_dir / f"{result['stamp']}.json"
+    path.write_text(text)
+    (results_dir / "latest.json").write_text(text)
+    return path
+
+
+def _n(v: Any, unit: str = "", digits: int = 0) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, (int, float)):
+        return f"{v:,.{digits}f}{unit}"
+    return str(v)
+
+
+def _pct(v: Any) -> str:
+    return f"{v * 100:.1f} %" if isinstance(v, (int, float)) else "—"
+
+
+def table(result: dict) -> Table:
+    m = result.get("machine", {})
+    t = Table(title=f"paylimit benchmark {result['stamp']}{' (quick)' if result['config']['quick'] else ''}",
+              caption=f"{m.get('nproc')} cores · {m.get('cpu_model')} · {m.get('ram_gb')} GB RAM · "
+                      f"Python {m.get('python')} · librdkafka {m.get('librdkafka')}")
+    for col in ("figure", "value", "vs ceiling", "notes"):
+        t.add_column(col, justify="right" if col in ("value", "vs ceiling") else "left")
+    load = result.get("load", {})
+    t.add_row("pre-load", _n(load.get("events_per_s"), " ev/s"), "",
+              f"{_n(load.get('records'))} tx, {_n(load.get('users'))} users, {load.get('partitions')} partitions")
+    ceil = result.get("ceiling", {})
+    t.add_row("ceiling (bare consume + parse + count)", _n(ceil.get("steady_events_per_s"), " ev/s"), "100 %",
+              f"{_n(ceil.get('events_per_s'))} ev/s incl. consumer start")
+    for key, label in (("workers_1", "stream_app catch-up, 1 worker"), ("workers_2", "stream_app catch-up, 2 workers"),
+                       ("quix_peer", "Quix Streams peer catch-up")):
+        c = result.get("catchup", {}).get(key, {}) if key != "quix_peer" else result.get("quix_peer", {})
+        if "error" in c:
+            t.add_row(label, "failed", "", c["error"][:80])
+            continue
+        t.add_row(label, _n(c.get("events_per_s"), " ev/s"), _pct(c.get("ratio")),
+                  f"start -> lag 0{'' if c.get('complete', True) else ' (timed out: rate so far)'}")
+        t.add_row("  steady (first record -> end)", _n(c.get("steady_events_per_s"), " ev/s"), _pct(c.get("steady_ratio")), "")
+    for s in result.get("sustained", []):
+        if "error" in s:
+            t.add_row("sustained", "failed", "", s["error"][:80])
+            continue
+        lat = s["latency_ms"]
+        t.add_row(f"sustained {s['target_rate']:,} tx/s", _n(s["achieved_rate"], " tx/s"), "",
+                  f"max lag {s['max_lag']:,}; drain {_n(s['drain_s'], ' s', 1)}; {s['alerts']} alerts: "
+                  f"p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} / p99 {lat['p99']:.0f} ms")
+    mem = result.get("memory", {})
+    t.add_row("worker RSS per 100k active users", _n(mem.get("per_100k_users_mb"), " MB", 1), "",
+              f"RSS {_n(mem.get('rss_mb'), ' MB', 1)} with {_n(mem.get('active_users'))} users "
+              f"(start {_n(mem.get('rss_start_mb'), ' MB', 1)}; growth {_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k)")
+    rec = result.get("recovery", {})
+    t.add_row("recovery after kill -9: first record", _n(rec.get("to_first_record_s"), " s", 1), "",
+              rec.get("error", f"at {_n(rec.get('rate'))} tx/s"))
+    t.add_row("recovery after kill -9: caught up", _n(rec.get("to_caught_up_s"), " s", 1), "",
+              f"lag back to <= {_n(rec.get('normal_lag'))}" if "error" not in rec else "")
+    t.add_row("total run time", _n(result.get("seconds"), " s"), "", "")
+    return t
