@@ -151,10 +151,10 @@ class ActiveUsers:
                     self.stopping.wait(2)
             while not self.stopping.is_set():
                 for msg in consumer.consume(1000, timeout=0.5):
-                    if msg.error() is None and msg.key():
-                        day = succeeded_local_date(msg.value(), self.settings.default_timezone)
-                        if day:
-                            self._note((msg.key().decode("utf-8", "replace"), day))
+                    key = msg.key() if msg.error() is None else None
+                    day = succeeded_local_date(msg.value(), self.settings.default_timezone) if key else None
+                    if key and day:
+                        self._note((key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key), day))
         finally:
             consumer.close()
 

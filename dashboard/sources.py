@@ -103,15 +103,16 @@ class NotificationFeed:
     async def poll(self) -> list[Notification]:
         """The notifications added since the last poll, oldest first."""
         assert self.client is not None
+        entries: list[Any]
         if self.last_id is None:
-            entries = list(reversed(await self.client.xrevrange(self.key, count=self.backlog)))
+            entries = list(reversed(await self.client.xrevrange(self.key, count=self.backlog) or []))
         else:
-            entries = await self.client.xrange(self.key, min=f"({self.last_id}", count=1000)
+            entries = await self.client.xrange(self.key, min=f"({self.last_id}", count=1000) or []
         if not entries and self.last_id is None:
             self.last_id = "0-0"
         out = []
         for entry_id, fields in entries:
-            self.last_id = entry_id
-            if "notification" in fields:
+            self.last_id = str(entry_id)
+            if fields and "notification" in fields:
                 out.append(Notification.model_validate_json(fields["notification"]))
         return out
