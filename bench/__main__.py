@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -32,7 +32,7 @@ def main(
 ) -> None:
     """Measure paylimit against a bare-consumer ceiling and a Quix Streams peer, in one run."""
     config = quick(BenchConfig()) if quick_run else BenchConfig()
-    given = {"records": records, "users": users, "partitions": partitions, "duration": duration,
+    given: dict[str, Any] = {"records": records, "users": users, "partitions": partitions, "duration": duration,
              "catchup_timeout": catchup_timeout}
     config = replace(config, **{k: v for k, v in given.items() if v is not None}, peer=peer, results_dir=results_dir)
     if rates:

@@ -47,8 +47,8 @@ def run_ceiling(settings: Settings, topic: str, expected: int, timeout: float = 
             for msg in msgs:
                 if msg.error():
                     raise KafkaException(msg.error())
-                tx = orjson.loads(msg.value())
-                if tx["status"] == "succeeded":
+                tx = orjson.loads(msg.value() or b"{}")
+                if tx.get("status") == "succeeded":
                     key = (tx["user_id"], datetime.fromisoformat(tx["occurred_at"]).astimezone(zone).date().isoformat())
                     counts[key] = counts.get(key, 0) + 1
             seen += len(msgs)
