@@ -132,6 +132,8 @@ def demo(
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
         pipeline.start(workers)
+        dashboard = pipeline.start_dashboard()
+        console.print(f"dashboard: [bold]{dashboard}[/] (live while the demo runs)")
         span = (max(r.at for r in plan.records) - min(r.at for r in plan.records)).total_seconds()
         progress = Progress(pipeline, len(plan.records))
 
@@ -159,7 +161,7 @@ def demo(
             raise InfraError("the simulator stopped before sending everything (see above)")
         result = expected_outcome(outcome["result"].sent, s, datetime.now(UTC), plan.overrides)
         write_outputs(s.home, outcome["result"].sent, result)
-        _report(s, pipeline)
+        _report(s, pipeline, dashboard)
     except KeyboardInterrupt:
         interrupted = True
         console.print("[yellow]interrupted: stopping everything[/]")
@@ -183,7 +185,7 @@ def _delivered(s: Settings) -> list:
     return read_notifications(s.notifications_log)
 
 
-def _report(s: Settings, pipeline: Pipeline) -> None:
+def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
     from producer_sim.simulation import EXPECTED_ALERTS
 
     delivered = _delivered(s)
@@ -197,5 +199,6 @@ def _report(s: Settings, pipeline: Pipeline) -> None:
     paths.add_row("expected alerts", str(s.home / EXPECTED_ALERTS))
     paths.add_row("service logs", str(s.home / "logs"))
     paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")
+    paths.add_row("dashboard", dashboard)
     paths.add_row("again", f"PAYLIMIT_HOME={s.home} paylimit verify --expected {s.home / EXPECTED_ALERTS}")
     console.print(Group(paths))

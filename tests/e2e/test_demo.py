@@ -50,7 +50,7 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
     for check in ("missing", "extra", "duplicate", "wrong field"):
         line = next(ln for ln in out.splitlines() if f" {check} " in ln)
         assert "│     0 │" in line or "│ 0 │" in line.replace(" ", "").replace("│0│", "│ 0 │"), line
-    assert "latest notifications" in out and "/users/USER_ID/usage" in out
+    assert "latest notifications" in out and "/users/USER_ID/usage" in out and "dashboard" in out
     run = next((home / "runs").iterdir())
     assert (run / "notifications.jsonl").read_text().count("\n") > 10
     assert processes_of(home) == []
@@ -71,7 +71,7 @@ def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
         else:
             pytest.fail("the demo's worker never became ready")
         time.sleep(5)
-        assert len(processes_of(home)) >= 4  # kafka, redis, worker, notifier
+        assert len(processes_of(home)) >= 5  # kafka, redis, worker, notifier, dashboard
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
