@@ -47,8 +47,8 @@ def env_of(svc: dict[str, Any]) -> dict[str, str]:
 
 
 def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "redis", "worker", "notifier", "simulator"} <= set(services)
-    assert set(paylimit_services(services)) == {"worker", "notifier", "simulator"}
+    assert {"kafka", "redis", "worker", "notifier", "dashboard", "simulator"} <= set(services)
+    assert set(paylimit_services(services)) == {"worker", "notifier", "dashboard", "simulator"}
 
 
 def test_commands_are_paylimit_subcommands(services: dict[str, dict[str, Any]]) -> None:
