@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Group
@@ -91,7 +92,9 @@ class Progress:
         table = Table(title="paylimit demo", show_header=False, min_width=64)
         table.add_column(style="bold")
         table.add_column(justify="right")
-        table.add_row("simulated clock", self.clock.strftime("%Y-%m-%d %H:%M %Z") if self.clock else "-")
+        zone = self.pipeline.settings.default_timezone
+        table.add_row("simulated clock",
+                      f"{self.clock.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}" if self.clock else "-")
         table.add_row("events sent", f"{self.sent:,} / {self.total:,}  ({self.rates['sent']:,.0f}/s)")
         table.add_row("events processed", f"{m.get('consumed', 0):,}  ({self.rates['processed']:,.0f}/s)")
         table.add_row("consumer lag", f"{self.lag:,}")
