@@ -64,6 +64,7 @@ def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
         deadline = time.monotonic() + 180
         # halfway: the worker and the notifier run and events are flowing
         while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {proc.communicate()[0][-3000:]}"
             logs = list(home.glob("runs/*/logs/worker-1.log"))
             if logs and "Worker]: Ready" in logs[0].read_text(errors="replace"):
                 break
