@@ -65,7 +65,9 @@ def _with(field: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes
 junk = st.one_of(st.none(), st.booleans(), st.integers(), st.lists(st.integers(), max_size=3),
                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2), st.text(max_size=20))
 bad_json = st.one_of(
-    st.binary(min_size=1, max_size=200),
+    # text, not raw bytes: the simulator's events.jsonl/SentRecord keeps values as UTF-8 text, so the
+    # publisher cannot send bytes that are not UTF-8 (see the report of issue 6)
+    st.text(min_size=1, max_size=200).map(lambda t: ("\x00" + t).encode()),
     st.text(max_size=200).map(lambda t: ("{" + t).encode()),
     base_doc().map(lambda d: _json(d)[:-1]),  # truncated
     junk.map(_json),  # JSON, not an object

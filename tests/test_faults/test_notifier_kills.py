@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -44,7 +45,8 @@ def _lines(settings: Settings) -> int:
 
 
 def test_notifier_killed_between_delivery_and_commit(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    settings = make_settings()
+    # a kill right after a reservation leaves it held until its lease ends: keep the lease short
+    settings = make_settings(notifier_lease=timedelta(seconds=4))
     rng = random.Random(21)
     pipeline = Pipeline(settings)
     pipeline.start()
