@@ -21,6 +21,9 @@ from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 
 POLL = 0.25
+#: after every record was processed, how long the group may take to commit them all before the
+#: catch-up is reported as stalled (its rate then ends at its last record, with the lag left)
+COMMIT_GRACE = 15.0
 
 
 @dataclass
@@ -29,6 +32,7 @@ class CatchUp:
     rss_start_mb: float
     rss_end_mb: float
     consumed: int
+    lag_at_end: int = 0  # > 0 only when timed out: what the group had not committed
 
 
 def rss_mb(pid: int | None) -> float:
@@ -51,14 +55,15 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
         for _ in range(workers):
             pipeline.add_worker()
         first: float | None = None
+        moved = began  # when `consumed` last grew: a timed-out catch-up's rate ends there
         rss_start = 0.0
         consumed = shown = 0
         last_lag_check = 0.0
         deadline = began + timeout
         while True:
             now = time.monotonic()
-            if now >= deadline:
-                return _partial(pipeline, began, first, consumed, rss_start)
+            if now >= deadline or (consumed >= expected and now - moved > COMMIT_GRACE):
+                return _partial(pipeline, settings, began, first, moved, consumed, rss_start)
             if not any(w.alive for w in pipeline.workers):
                 w = pipeline.workers[-1]
                 raise InfraError(f"the worker died during the catch-up; see {w.log}")
@@ -66,7 +71,8 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
             if metrics:
                 if not rss_start:
                     rss_start = rss_mb(pipeline.workers[0].pid)
-                consumed = int(metrics.get("consumed", 0))
+                if int(metrics.get("consumed", 0)) > consumed:
+                    consumed, moved = int(metrics.get("consumed", 0)), now
                 if consumed and first is None:
                     first = now
                 on_progress(max(min(consumed, expected) - shown, 0))
@@ -83,7 +89,9 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
         pipeline.stop()
 
 
-def _partial(pipeline: Pipeline, began: float, first: float | None, consumed: int, rss_start: float) -> CatchUp:
-    end = time.monotonic()
-    tp = Throughput(consumed, end - began, end - (first or began), complete=False)
-    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed)
+def _partial(pipeline: Pipeline, settings: Settings, began: float, first: float | None, moved: float,
+             consumed: int, rss_start: float) -> CatchUp:
+    """A catch-up that did not reach lag 0 in time: its rate up to the last record it processed."""
+    tp = Throughput(consumed, moved - began, moved - (first or began), complete=False)
+    lag = group_lag(settings, settings.app_id, settings.topic_transactions)
+    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, lag)

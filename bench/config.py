@@ -19,7 +19,7 @@ class BenchConfig:
     rates: tuple[int, ...] = (1000, 2000, 5000)  # sustained end-to-end, tx/s
     duration: float = 30.0  # seconds per sustained rate
     heavy_share: float = 0.05  # of sustained traffic, sent to users who cross the limit
-    catchup_timeout: float = 120.0  # a catch-up still running then is reported from its progress
+    catchup_timeout: float = 180.0  # a catch-up still running then is reported from its progress
     peer_timeout: float = 180.0
     recovery_rate: int = 1000
     kill_after: float = 8.0  # seconds of steady processing before the kill -9

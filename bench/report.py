@@ -51,7 +51,8 @@ def table(result: dict) -> Table:
             t.add_row(label, "failed", "", c["error"][:80])
             continue
         t.add_row(label, _n(c.get("events_per_s"), " ev/s"), _pct(c.get("ratio")),
-                  f"start -> lag 0{'' if c.get('complete', True) else ' (timed out: rate so far)'}")
+                  "start -> lag 0" if c.get("complete", True) else
+                  f"timed out: rate to its last record; lag {_n(c.get('lag_at_end'))} not committed")
         t.add_row("  steady (first record -> end)", _n(c.get("steady_events_per_s"), " ev/s"), _pct(c.get("steady_ratio")), "")
     for s in result.get("sustained", []):
         if "error" in s:
@@ -69,6 +70,7 @@ def table(result: dict) -> Table:
     t.add_row("recovery after kill -9: first record", _n(rec.get("to_first_record_s"), " s", 1), "",
               rec.get("error", f"at {_n(rec.get('rate'))} tx/s"))
     t.add_row("recovery after kill -9: caught up", _n(rec.get("to_caught_up_s"), " s", 1), "",
-              f"lag back to <= {_n(rec.get('normal_lag'))}" if "error" not in rec else "")
+              "" if "error" in rec else f"lag back to <= {_n(rec.get('normal_lag'))}" if rec.get("caught_up")
+              else f"not within the timeout: lag stayed at {_n(rec.get('lag_at_end'))} (commits stalled?)")
     t.add_row("total run time", _n(result.get("seconds"), " s"), "", "")
     return t

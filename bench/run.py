@@ -123,7 +123,7 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
                 if workers == 1:
                     users = load.active_users if c.throughput.complete else load.active_users_at(c.consumed / n)
                     result["memory"] = memory(c.rss_start_mb, c.rss_end_mb, users, c.throughput.complete)
-                return c.throughput.as_dict(ceiling)
+                return c.throughput.as_dict(ceiling) | {"consumed": c.consumed, "lag_at_end": c.lag_at_end}
 
             result["catchup"][f"workers_{workers}"] = phases.run(f"stream_app catch-up, {workers} worker(s)", do_catchup)
         result.setdefault("memory", {"error": "the 1-worker catch-up failed"})
