@@ -19,7 +19,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Can a server listen on this loopback port? (SO_REUSEADDR, as servers set it: connections
+    of a process that just stopped, in TIME_WAIT, do not make the port taken.)"""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
