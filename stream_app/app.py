@@ -1,14 +1,19 @@
 """`build_app(settings)`: the faust app with its topics, tables, the counting agent and the views.
 
 The agent takes records in small batches (at most `batch_max`, waiting at most `batch_window`)
-and only calls the pure functions (validation, local day, counting, alerts). The order of its
-side effects is what makes a crash at any moment safe:
-  1. the batch's new day values and each partition's stream time go into the `days` table, one
-     changelog record per key per batch, on the source partition (so they persist in order);
-  2. the batch's alerts are sent and their broker acks awaited before the batch is acknowledged;
-  3. faust flushes the producer before it commits a source offset (at-least-once).
-A record replayed after a crash is then a duplicate of its day (not counted again), and if it
-was the crossing transaction its alert is sent again with the same alert_id.
+and only calls the pure functions (validation, local day, counting, alerts). What makes a crash
+at any moment safe is where progress lives and the order of the side effects:
+  * Progress is state: the `days` table holds, per source partition, the next offset to
+    process, written with the counts and the stream time, last, in the same changelog
+    partition. A record below it was already counted and is skipped; a record above it means
+    the consumer skipped some (faust 0.15 delivers prefetched records out of order after an
+    assignment), so the partition is rewound. Counting never depends on faust's offset
+    bookkeeping, which has known bugs (gaps and duplicates in its ack list).
+  * A batch's outputs (alerts, dead letters) are acknowledged by the broker before its state
+    is written, so a crash before the state write replays the batch and sends the same alerts
+    again (same alert_id; the notifier drops repeats), and a crash after it has nothing to redo.
+  * The consumer group's offset is committed from that state, every `commit_interval`; it only
+    says where to start reading after a restart.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Sequence
 
 import faust
 import orjson
-from faust.types import EventT, Message
+from faust.types import TP, EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
 from paylimit.settings import Settings
@@ -37,8 +42,15 @@ log = logging.getLogger("paylimit.worker")
 DAY = 86400.0
 
 
+MARKER = "__"  # prefix of the per-partition progress keys in the `days` table
+
+
 def stream_time_key(partition: int) -> str:
-    return f"__stream_time__|{partition}"
+    return f"{MARKER}stream_time__|{partition}"
+
+
+def next_offset_key(partition: int) -> str:
+    return f"{MARKER}next_offset__|{partition}"
 
 
 def day_key(user_id: str, date: str) -> str:
@@ -90,7 +102,9 @@ class Batch:
         topic = self.table.changelog_topic.get_topic_name()
         batches: dict[int, Any] = {}
         pending = []
-        for key, (partition, value) in self.staged.items():
+        # per partition, the progress markers (next offset, stream time) go after the counts
+        staged = sorted(self.staged.items(), key=lambda item: item[0].startswith(MARKER))
+        for key, (partition, value) in staged:
             if value is None:
                 self.table.data.pop(key, None)
             else:
@@ -145,11 +159,11 @@ def build_app(settings: Settings) -> faust.App:
     metrics = Metrics()
     cleaned_through: dict[int, float] = {}
 
-    async def dead_letter(msg: Message, error: str, reason: str) -> None:
+    def dead_letter(msg: Message, error: str, reason: str, out: list[tuple[bytes | None, bytes]]) -> None:
         metrics.dead_letter(error)
         letter = DeadLetter.of(msg.value or b"", topic=msg.topic, partition=msg.partition, offset=msg.offset,
                                error=error, reason=reason, at=datetime.now(timezone.utc))
-        await dead_letters.send(key=msg.key, value=encode(letter))
+        out.append((msg.key, encode(letter)))
 
     def drop_expired_days(batch: Batch, partition: int, stream_time: float) -> None:
         """Once per day of stream time per partition: forget days past twice the retention."""
@@ -162,11 +176,12 @@ def build_app(settings: Settings) -> faust.App:
             ):
                 batch.set(partition, key, None)
 
-    async def handle(msg: Message, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]]) -> None:
+    def handle(msg: Message, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]],
+               letters: list[tuple[bytes | None, bytes]]) -> None:
         try:
             tx = validate(msg.value, now, settings)
         except InvalidRecord as exc:
-            await dead_letter(msg, exc.error, exc.reason)
+            dead_letter(msg, exc.error, exc.reason, letters)
             return
         day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
         key, st_key = day_key(tx.user_id, day.key), stream_time_key(msg.partition)
@@ -177,8 +192,8 @@ def build_app(settings: Settings) -> faust.App:
             limit_for(limits, tx.user_id, settings.daily_limit), settings.retention, msg.partition,
         )
         if decision.outcome is Outcome.TOO_LATE:
-            await dead_letter(msg, "too_late", f"its local day {day.key} ({day.zone}) ended more than "
-                              f"{settings.retention} before the stream time")
+            dead_letter(msg, "too_late", f"its local day {day.key} ({day.zone}) ended more than "
+                        f"{settings.retention} before the stream time", letters)
             return
         metrics.outcome(decision.outcome)
         if decision.day is not None:
@@ -189,19 +204,57 @@ def build_app(settings: Settings) -> faust.App:
         if decision.alert_day is not None:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
 
+    rewinding: dict[int, int] = {}  # partition -> the offset it was rewound to
+
+    def in_order(msg: Message, batch: Batch) -> bool:
+        """Is this the partition's next record? Skips what the state already holds; rewinds past a skip."""
+        expected = batch.get(next_offset_key(msg.partition))
+        if msg.partition in rewinding:
+            if msg.offset != rewinding[msg.partition]:
+                return False  # still records fetched before the rewind
+            del rewinding[msg.partition]
+        if expected is None or msg.offset == expected:
+            return True
+        if msg.offset > expected:
+            log.warning("partition %d: got offset %d, expected %d; rewinding", msg.partition, msg.offset, expected)
+            rewinding[msg.partition] = expected
+        else:
+            metrics.replayed += 1
+        return False
+
     async def process(events: Sequence[EventT]) -> None:
         # faust's aiokafka producer (no public accessor); see Batch
-        batch, out = Batch(days, app.producer._ensure_producer()), []
+        batch, out, letters = Batch(days, app.producer._ensure_producer()), [], []
         now = datetime.now(timezone.utc)
+        rewind_before = set(rewinding)
         for event in events:
-            await handle(event.message, batch, now, out)
-        await batch.flush()
+            msg = event.message
+            if in_order(msg, batch):
+                handle(msg, batch, now, out, letters)
+                batch.set(msg.partition, next_offset_key(msg.partition), msg.offset + 1)
+        # outputs first, acknowledged; then the state that says they are done
         sent = [await alerts.send(key=a.user_id.encode(), value=encode(a)) for a, _ in out]
+        sent += [await dead_letters.send(key=key, value=value) for key, value in letters]
         for fut in sent:
-            await fut  # the broker's ack, before the batch is acknowledged (module docstring)
+            await fut
         for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
+        await batch.flush()
+        for partition in set(rewinding) - rewind_before:
+            await app.consumer.seek(TP(settings.topic_transactions, partition), rewinding[partition])
+
+    @app.timer(settings.commit_interval)
+    async def commit_progress() -> None:
+        """Commit the group's offsets from the state (where to start reading after a restart)."""
+        offsets = {}
+        for tp in app.consumer.assignment():
+            if tp.topic == settings.topic_transactions:
+                offset = days.get(next_offset_key(tp.partition))
+                if offset is not None:
+                    offsets[tp] = offset
+        if offsets:
+            await app.consumer._commit(offsets)  # faust's own commit follows its ack list (see docstring)
 
     @app.agent(transactions, name="count-transactions")
     async def count_transactions(stream: faust.StreamT) -> None:

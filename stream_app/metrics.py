@@ -11,6 +11,7 @@ from stream_app.counting import Outcome
 @dataclass
 class Metrics:
     consumed: int = 0
+    replayed: int = 0  # delivered again after a restart or rebalance, already in the state: skipped
     outcomes: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
 
@@ -33,6 +34,7 @@ class Metrics:
             "dead_lettered_by_error": dict(self.dead_lettered),
             "alerts_sent": o["crossed"],
             "alerts_resent": o["resend"],
+            "replayed": self.replayed,
         }
 
     def line(self) -> str:
