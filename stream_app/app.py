@@ -204,20 +204,14 @@ def build_app(settings: Settings) -> faust.App:
         if decision.alert_day is not None:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
 
-    rewinding: dict[int, int] = {}  # partition -> the offset it was rewound to
-
-    def in_order(msg: Message, batch: Batch) -> bool:
-        """Is this the partition's next record? Skips what the state already holds; rewinds past a skip."""
+    def in_order(msg: Message, batch: Batch, rewind: dict[int, int]) -> bool:
+        """Is this the partition's next record? Skips what the state already holds; past a skip,
+        drops the record and asks for a rewind to the expected offset."""
         expected = batch.get(next_offset_key(msg.partition))
-        if msg.partition in rewinding:
-            if msg.offset != rewinding[msg.partition]:
-                return False  # still records fetched before the rewind
-            del rewinding[msg.partition]
         if expected is None or msg.offset == expected:
             return True
         if msg.offset > expected:
-            log.warning("partition %d: got offset %d, expected %d; rewinding", msg.partition, msg.offset, expected)
-            rewinding[msg.partition] = expected
+            rewind[msg.partition] = expected
         else:
             metrics.replayed += 1
         return False
@@ -225,11 +219,11 @@ def build_app(settings: Settings) -> faust.App:
     async def process(events: Sequence[EventT]) -> None:
         # faust's aiokafka producer (no public accessor); see Batch
         batch, out, letters = Batch(days, app.producer._ensure_producer()), [], []
+        rewind: dict[int, int] = {}
         now = datetime.now(timezone.utc)
-        rewind_before = set(rewinding)
         for event in events:
             msg = event.message
-            if in_order(msg, batch):
+            if in_order(msg, batch, rewind):
                 handle(msg, batch, now, out, letters)
                 batch.set(msg.partition, next_offset_key(msg.partition), msg.offset + 1)
         # outputs first, acknowledged; then the state that says they are done
@@ -241,8 +235,10 @@ def build_app(settings: Settings) -> faust.App:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
         await batch.flush()
-        for partition in set(rewinding) - rewind_before:
-            await app.consumer.seek(TP(settings.topic_transactions, partition), rewinding[partition])
+        for partition, offset in rewind.items():
+            # records fetched before the seek may still come; they are dropped the same way
+            log.warning("partition %d: records skipped by the consumer; rewinding to offset %d", partition, offset)
+            await app.consumer.seek(TP(settings.topic_transactions, partition), offset)
 
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
