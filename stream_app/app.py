@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import faust
 import orjson
@@ -150,10 +150,13 @@ def build_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         datadir=str(settings.home / "worker"),
     )
-    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    transactions = app.topic(settings.topic_transactions, partitions=settings.partitions, **raw)
-    alerts = app.topic(settings.topic_alerts, partitions=settings.partitions, **raw)
-    dead_letters = app.topic(settings.topic_dlq, partitions=settings.partitions, **raw)
+    def raw_topic(name: str) -> faust.TopicT:
+        # bytes in, bytes out: the contracts parse and encode, so a bad record becomes a dead letter
+        return app.topic(name, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    transactions, alerts, dead_letters = (raw_topic(t) for t in (settings.topic_transactions, settings.topic_alerts,
+                                                                 settings.topic_dlq))
     days = app.Table("days", default=None, partitions=settings.partitions)
     limits = limits_table(app)
     metrics = Metrics()
@@ -198,7 +201,7 @@ def build_app(settings: Settings) -> faust.App:
         metrics.outcome(decision.outcome)
         if decision.day is not None:
             batch.set(msg.partition, key, decision.day.to_json())
-        if decision.stream_time != stream_time:
+        if decision.stream_time is not None and decision.stream_time != stream_time:
             batch.set(msg.partition, st_key, decision.stream_time)
             drop_expired_days(batch, msg.partition, decision.stream_time)
         if decision.alert_day is not None:
@@ -218,7 +221,9 @@ def build_app(settings: Settings) -> faust.App:
 
     async def process(events: Sequence[EventT]) -> None:
         # faust's aiokafka producer (no public accessor); see Batch
-        batch, out, letters = Batch(days, app.producer._ensure_producer()), [], []
+        batch = Batch(days, cast(Any, app.producer)._ensure_producer())
+        out: list[tuple[LimitAlert, bool]] = []
+        letters: list[tuple[bytes | None, bytes]] = []
         rewind: dict[int, int] = {}
         now = datetime.now(timezone.utc)
         for event in events:
@@ -250,11 +255,11 @@ def build_app(settings: Settings) -> faust.App:
                 if offset is not None:
                     offsets[tp] = offset
         if offsets:
-            await app.consumer._commit(offsets)  # faust's own commit follows its ack list (see docstring)
+            await cast(Any, app.consumer)._commit(offsets)  # faust's own commit follows its ack list (see docstring)
 
     @app.agent(transactions, name="count-transactions")
     async def count_transactions(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_window):
+        async for events in cast(Any, stream).take_events(settings.batch_max, within=settings.batch_window):
             await process(events)
 
     @app.timer(10.0)

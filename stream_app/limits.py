@@ -7,19 +7,20 @@ effect without a restart. Values are LimitOverride JSON; a tombstone removes the
 from __future__ import annotations
 
 import faust
+from faust.types.tables import GlobalTableT
 from pydantic import ValidationError
 
 from paylimit.contracts import LimitOverride
 
 
-def limits_table(app: faust.App) -> faust.GlobalTable:
+def limits_table(app: faust.App) -> GlobalTableT:
     # partitions=1 and recovery_buffer_size=1: faust's documented settings for a GlobalTable
     # shared by several workers (otherwise recovery can loop).
     return app.GlobalTable("limits", default=None, partitions=1,
                            recovery_buffer_size=1, key_type=bytes, value_type=bytes)
 
 
-def limit_for(table: faust.GlobalTable, user_id: str, default: int) -> int:
+def limit_for(table: GlobalTableT, user_id: str, default: int) -> int:
     raw = table.get(user_id.encode())
     if not raw:
         return default
