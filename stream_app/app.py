@@ -92,7 +92,10 @@ class Batch:
 
     def get(self, key: str) -> Any:
         staged = self.staged.get(key)
-        return staged[1] if staged is not None else self.table.get(key)
+        if staged is not None:
+            return staged[1]
+        raw = self.table.get(key)
+        return None if raw is None else orjson.loads(raw)
 
     def set(self, partition: int, key: str, value: Any) -> None:
         self.staged[key] = (partition, value)
@@ -105,11 +108,12 @@ class Batch:
         # per partition, the progress markers (next offset, stream time) go after the counts
         staged = sorted(self.staged.items(), key=lambda item: item[0].startswith(MARKER))
         for key, (partition, value) in staged:
-            if value is None:
+            raw = None if value is None else orjson.dumps(value)
+            if raw is None:
                 self.table.data.pop(key, None)
             else:
-                self.table.data[key] = value
-            record = dict(key=orjson.dumps(key), value=None if value is None else orjson.dumps(value), timestamp=None)
+                self.table.data[key] = raw  # kept encoded: a few hundred bytes per user-day
+            record = dict(key=orjson.dumps(key), value=raw, timestamp=None)
             batch = batches.get(partition)
             if batch is None or batch.append(**record) is None:
                 if batch is not None:
@@ -157,7 +161,9 @@ def build_app(settings: Settings) -> faust.App:
 
     transactions, alerts, dead_letters = (raw_topic(t) for t in (settings.topic_transactions, settings.topic_alerts,
                                                                  settings.topic_dlq))
-    days = app.Table("days", default=None, partitions=settings.partitions)
+    # values are the JSON bytes themselves, in memory and in the changelog (see Batch)
+    days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes)
+    days.value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
     limits = limits_table(app)
     metrics = Metrics()
     cleaned_through: dict[int, float] = {}
@@ -173,10 +179,11 @@ def build_app(settings: Settings) -> faust.App:
         if stream_time < cleaned_through.get(partition, float("-inf")) + DAY:
             return
         cleaned_through[partition] = stream_time
-        for key, value in list(days.data.items()):
-            if isinstance(value, dict) and value["p"] == partition and expired(
-                DayCount.from_json(value), stream_time, settings.retention
-            ):
+        for key, raw in list(days.data.items()):
+            if key.startswith(MARKER):
+                continue
+            value = orjson.loads(raw)
+            if value["p"] == partition and expired(DayCount.from_json(value), stream_time, settings.retention):
                 batch.set(partition, key, None)
 
     def handle(msg: Message, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]],
@@ -253,7 +260,7 @@ def build_app(settings: Settings) -> faust.App:
             if tp.topic == settings.topic_transactions:
                 offset = days.get(next_offset_key(tp.partition))
                 if offset is not None:
-                    offsets[tp] = offset
+                    offsets[tp] = int(offset)
         if offsets:
             await cast(Any, app.consumer)._commit(offsets)  # faust's own commit follows its ack list (see docstring)
 
