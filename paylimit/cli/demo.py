@@ -160,6 +160,7 @@ def demo(
             pipeline.wait_drained(timeout=120)
             progress.refresh()
             live.update(progress.render())
+        console.print()
         if "result" not in outcome:
             raise InfraError("the simulator stopped before sending everything (see above)")
         result = expected_outcome(outcome["result"].sent, s, datetime.now(UTC), plan.overrides)
