@@ -163,7 +163,7 @@ def build_app(settings: Settings) -> faust.App:
                                                                  settings.topic_dlq))
     # values are the JSON bytes themselves, in memory and in the changelog (see Batch)
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes)
-    days.value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
+    cast(Any, days).value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
     limits = limits_table(app)
     metrics = Metrics()
     cleaned_through: dict[int, float] = {}
@@ -247,10 +247,12 @@ def build_app(settings: Settings) -> faust.App:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
         await batch.flush()
-        for partition, offset in rewind.items():
-            # records fetched before the seek may still come; they are dropped the same way
-            log.warning("partition %d: records skipped by the consumer; rewinding to offset %d", partition, offset)
-            await app.consumer.seek(TP(settings.topic_transactions, partition), offset)
+        if rewind:
+            # records fetched before the seek may still come; they are dropped the same way.
+            # seek_wait runs the seek on faust's consumer thread (its `seek` does not: it races).
+            log.warning("records skipped by the consumer; rewinding partition(s) %s",
+                        ", ".join(f"{p} to offset {o}" for p, o in sorted(rewind.items())))
+            await app.consumer.seek_wait({TP(settings.topic_transactions, p): o for p, o in rewind.items()})
 
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
