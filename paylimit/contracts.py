@@ -11,7 +11,7 @@ import base64
 import hashlib
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 import orjson
@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 DEAD_LETTER_ORIGINAL_MAX = 64 * 1024
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)

@@ -56,7 +56,12 @@ def _connect(base: Settings, start_infra: bool) -> Settings:
         return base
     if start_infra:
         with console.status("Starting Kafka and Redis…") as status:
-            local.up(base, announce=lambda m: (console.print(f"[cyan]{m}[/]"), status.update(m)))
+
+            def announce(m: str) -> None:
+                console.print(f"[cyan]{m}[/]")
+                status.update(m)
+
+            local.up(base, announce=announce)
     return local.resolve(base)
 
 

@@ -16,7 +16,12 @@ def up() -> None:
     """Start Kafka and Redis (harmless if they already run) and wait until both answer."""
     s = settings()
     with console.status("Starting Kafka and Redis…") as status:
-        state = local.up(s, announce=lambda msg: (console.print(f"[cyan]{msg}[/]"), status.update(msg)))
+
+        def announce(msg: str) -> None:
+            console.print(f"[cyan]{msg}[/]")
+            status.update(msg)
+
+        state = local.up(s, announce=announce)
     console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {state.kafka_pid})")
     console.print(f"Redis  [green]{state.redis_url}[/]  (pid {state.redis_pid})")
 

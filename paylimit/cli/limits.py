@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -46,11 +46,12 @@ def read_overrides(settings: Settings) -> dict[str, int]:
             if msg.error():
                 raise InfraError(str(msg.error()))
             user = (msg.key() or b"").decode()
-            if msg.value() is None:
+            value = msg.value()
+            if value is None:
                 overrides.pop(user, None)
             else:
-                overrides[user] = LimitOverride.model_validate_json(msg.value()).limit
-            if msg.offset() >= high - 1:
+                overrides[user] = LimitOverride.model_validate_json(value).limit
+            if cast(int, msg.offset()) >= high - 1:
                 return overrides
     finally:
         consumer.close()
