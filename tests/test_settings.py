@@ -64,7 +64,7 @@ def test_frozen() -> None:
 
 def test_plain_client_config() -> None:
     conf = get_settings(kafka_bootstrap_servers="b:9092").kafka_client_config(**{"group.id": "g"})
-    assert conf == {"bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT", "group.id": "g"}
+    assert conf == {"bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT", "log_level": 4, "group.id": "g"}
 
 
 def test_client_config_needs_bootstrap() -> None:
@@ -87,6 +87,7 @@ def test_sasl_ssl_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
     assert conf == {
         "bootstrap.servers": "pkc.example.cloud:9092",
         "security.protocol": "SASL_SSL",
+        "log_level": 4,
         "sasl.mechanism": "PLAIN",
         "sasl.username": "api-key",
         "sasl.password": "s3cr3t-value",
