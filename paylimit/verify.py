@@ -10,7 +10,7 @@ datetimes compare as instants, so the same moment written with another offset is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
@@ -37,6 +37,11 @@ class Verification(BaseModel):
     def counts(self) -> dict[str, int]:
         return {"expected": self.expected, "delivered": self.delivered, "missing": len(self.missing),
                 "extra": len(self.extra), "duplicate": len(self.duplicate), "wrong_field": len(self.wrong_field)}
+
+    def as_json(self) -> dict[str, Any]:
+        """The machine-readable form (`paylimit verify --json`): the counts and the offending ids."""
+        return {**self.counts(), "clean": self.clean, "missing_ids": self.missing, "extra_ids": self.extra,
+                "duplicate_ids": self.duplicate, "wrong_field_ids": self.wrong_field}
 
 
 def differing_fields(expected: AlertFacts, delivered: AlertFacts) -> list[str]:

@@ -71,8 +71,7 @@ class ChaosResult:
         v = self.verification
         return {"tag": self.settings_tag, "seconds": round(self.seconds, 1), "simulate_exit": self.simulate_exit,
                 "kills": [asdict(k) for k in self.kills], "clean": self.clean,
-                "verification": {**v.counts(), "missing_ids": v.missing, "extra_ids": v.extra,
-                                 "duplicate_ids": v.duplicate, "wrong_field_ids": v.wrong_field} if v else None}
+                "verification": v.as_json() if v else None}
 
 
 def run_settings(base: Settings, tag: str) -> Settings:

@@ -110,9 +110,7 @@ def verify(
     s = settings()
     result = compare(read_expected(expected), read_notifications(s.notifications_log))
     if as_json:
-        print(json.dumps({**result.counts(), "clean": result.clean, "missing_ids": result.missing,
-                          "extra_ids": result.extra, "duplicate_ids": result.duplicate,
-                          "wrong_field_ids": result.wrong_field}))
+        print(json.dumps(result.as_json()))
     else:
         console.print(verification_table(result))
         console.print(verdict(result))
