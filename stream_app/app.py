@@ -254,17 +254,22 @@ def build_app(settings: Settings) -> faust.App:
                         ", ".join(f"{p} to offset {o}" for p, o in sorted(rewind.items())))
             await app.consumer.seek_wait({TP(settings.topic_transactions, p): o for p, o in rewind.items()})
 
+    committed: dict[TP, int] = {}
+
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
         """Commit the group's offsets from the state (where to start reading after a restart)."""
+        if app.rebalancing:  # a commit now fails and makes the member rejoin: wait for the new generation
+            return
         offsets = {}
         for tp in app.consumer.assignment():
             if tp.topic == settings.topic_transactions:
                 offset = days.get(next_offset_key(tp.partition))
-                if offset is not None:
+                if offset is not None and committed.get(tp) != int(offset):
                     offsets[tp] = int(offset)
-        if offsets:
-            await cast(Any, app.consumer)._commit(offsets)  # faust's own commit follows its ack list (see docstring)
+        # faust's own commit follows its ack list (see the module docstring)
+        if offsets and await cast(Any, app.consumer)._commit(offsets):
+            committed.update(offsets)
 
     @app.agent(transactions, name="count-transactions")
     async def count_transactions(stream: faust.StreamT) -> None:
