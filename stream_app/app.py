@@ -6,9 +6,9 @@ at any moment safe is where progress lives and the order of the side effects:
   * Progress is state: the `days` table holds, per source partition, the next offset to
     process, written with the counts and the stream time, last, in the same changelog
     partition. A record below it was already counted and is skipped; a record above it means
-    the consumer skipped some (faust 0.15 delivers prefetched records out of order after an
-    assignment), so the partition is rewound. Counting never depends on faust's offset
-    bookkeeping, which has known bugs (gaps and duplicates in its ack list).
+    the consumer skipped some (faust 0.15 can jump ahead after an assignment), and the worker
+    reads the skipped stretch itself (`stream_app.gaps`) before going on. Counting never depends
+    on faust's offset bookkeeping, which has known bugs (gaps and duplicates in its ack list).
   * A batch's outputs (alerts, dead letters) are acknowledged by the broker before its state
     is written, so a crash before the state write replays the batch and sends the same alerts
     again (same alert_id; the notifier drops repeats), and a crash after it has nothing to redo.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Sequence, cast
 
@@ -31,6 +32,7 @@ from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.counting import DayCount, Outcome, decide, expired
+from stream_app.gaps import GapReader, Record
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
@@ -168,7 +170,7 @@ def build_app(settings: Settings) -> faust.App:
     metrics = Metrics()
     cleaned_through: dict[int, float] = {}
 
-    def dead_letter(msg: Message, error: str, reason: str, out: list[tuple[bytes | None, bytes]]) -> None:
+    def dead_letter(msg: Message | Record, error: str, reason: str, out: list[tuple[bytes | None, bytes]]) -> None:
         metrics.dead_letter(error)
         letter = DeadLetter.of(msg.value or b"", topic=msg.topic, partition=msg.partition, offset=msg.offset,
                                error=error, reason=reason, at=datetime.now(timezone.utc))
@@ -186,7 +188,7 @@ def build_app(settings: Settings) -> faust.App:
             if value["p"] == partition and expired(DayCount.from_json(value), stream_time, settings.retention):
                 batch.set(partition, key, None)
 
-    def handle(msg: Message, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]],
+    def handle(msg: Message | Record, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]],
                letters: list[tuple[bytes | None, bytes]]) -> None:
         try:
             tx = validate(msg.value, now, settings)
@@ -214,30 +216,65 @@ def build_app(settings: Settings) -> faust.App:
         if decision.alert_day is not None:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
 
-    def in_order(msg: Message, batch: Batch, rewind: dict[int, int]) -> bool:
-        """Is this the partition's next record? Skips what the state already holds; past a skip,
-        drops the record and asks for a rewind to the expected offset."""
-        expected = batch.get(next_offset_key(msg.partition))
-        if expected is None or msg.offset == expected:
-            return True
-        if msg.offset > expected:
-            rewind[msg.partition] = expected
-        else:
-            metrics.replayed += 1
-        return False
+    gaps = GapReader(settings)
+    lock = asyncio.Lock()  # the agent and the idle-gap timer take turns on the state
+    last_seen: dict[int, float] = {}  # partition -> when the agent last got one of its records
+
+    async def off_loop(fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def process(events: Sequence[EventT]) -> None:
+        async with lock:
+            records: list[Any] = []
+            expected: dict[int, int] = {}
+            for event in events:
+                msg = event.message
+                last_seen[msg.partition] = time.monotonic()
+                if msg.partition not in expected:
+                    stored = days.get(next_offset_key(msg.partition))
+                    expected[msg.partition] = int(stored) if stored is not None else await off_loop(
+                        gaps.start_offset, msg.topic, msg.partition)
+                if msg.offset < expected[msg.partition]:
+                    metrics.replayed += 1  # already in the state (replayed after a restart or rebalance)
+                    continue
+                if msg.offset > expected[msg.partition]:
+                    log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
+                                msg.partition, expected[msg.partition], msg.offset - 1)
+                    records += await off_loop(gaps.read, msg.topic, msg.partition, expected[msg.partition], msg.offset)
+                records.append(msg)
+                expected[msg.partition] = msg.offset + 1
+            await process_records(records)
+
+    @app.timer(1.0)
+    async def fill_idle_gaps() -> None:
+        """A partition whose records stopped coming below its end: read the rest directly."""
+        async with lock:
+            for tp in app.consumer.assignment():
+                seen = last_seen.get(tp.partition)
+                if tp.topic != settings.topic_transactions or seen is None or time.monotonic() - seen < 2.0:
+                    continue
+                stored = days.get(next_offset_key(tp.partition))
+                end = await off_loop(gaps.end_offset, tp.topic, tp.partition)
+                if stored is not None and int(stored) < end:
+                    log.warning("partition %d: no records delivered below its end; reading offsets %d..%d directly",
+                                tp.partition, int(stored), end - 1)
+                    await process_records(await off_loop(gaps.read, tp.topic, tp.partition, int(stored), end))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal types are narrower than its calls
+    async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            last_seen.pop(tp.partition, None)  # its state may move; the timer waits for new records
+
+    async def process_records(records: Sequence[Any]) -> None:
+        """Count records that are each the next of their partition, then write outputs and state."""
         # faust's aiokafka producer (no public accessor); see Batch
         batch = Batch(days, cast(Any, app.producer)._ensure_producer())
         out: list[tuple[LimitAlert, bool]] = []
         letters: list[tuple[bytes | None, bytes]] = []
-        rewind: dict[int, int] = {}
         now = datetime.now(timezone.utc)
-        for event in events:
-            msg = event.message
-            if in_order(msg, batch, rewind):
-                handle(msg, batch, now, out, letters)
-                batch.set(msg.partition, next_offset_key(msg.partition), msg.offset + 1)
+        for record in records:
+            handle(record, batch, now, out, letters)
+            batch.set(record.partition, next_offset_key(record.partition), record.offset + 1)
         # outputs first, acknowledged; then the state that says they are done
         sent = [await alerts.send(key=a.user_id.encode(), value=encode(a)) for a, _ in out]
         sent += [await dead_letters.send(key=key, value=value) for key, value in letters]
@@ -247,27 +284,21 @@ def build_app(settings: Settings) -> faust.App:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
         await batch.flush()
-        if rewind:
-            # records fetched before the seek may still come; they are dropped the same way.
-            # seek_wait runs the seek on faust's consumer thread (its `seek` does not: it races).
-            log.warning("records skipped by the consumer; rewinding partition(s) %s",
-                        ", ".join(f"{p} to offset {o}" for p, o in sorted(rewind.items())))
-            await app.consumer.seek_wait({TP(settings.topic_transactions, p): o for p, o in rewind.items()})
 
     committed: dict[TP, int] = {}
 
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
         """Commit the group's offsets from the state (where to start reading after a restart)."""
-        if app.rebalancing:  # a commit now fails and makes the member rejoin: wait for the new generation
-            return
+        # only what moved: a commit with a stale generation (mid-rebalance) makes the member rejoin,
+        # so committing unchanged offsets every tick would keep a rebalance going
         offsets = {}
         for tp in app.consumer.assignment():
             if tp.topic == settings.topic_transactions:
                 offset = days.get(next_offset_key(tp.partition))
                 if offset is not None and committed.get(tp) != int(offset):
                     offsets[tp] = int(offset)
-        # faust's own commit follows its ack list (see the module docstring)
+        # (faust's own commit follows its ack list; see the module docstring)
         if offsets and await cast(Any, app.consumer)._commit(offsets):
             committed.update(offsets)
 
