@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 def test_chaos_kills_the_worker_five_times_and_verifies_exactly(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
-    proc = paylimit(settings, "chaos", "--kills", "5", "--seed", "3", "--rate", "80", "--json", check=False,
+    proc = paylimit(settings, "chaos", "--kills", "5", "--seed", "3", "--rate", "25", "--json", check=False,
                     timeout=420)
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     kills = report["kills"]
