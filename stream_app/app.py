@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime, timezone
 from typing import Any, Sequence, cast
 
@@ -217,53 +216,29 @@ def build_app(settings: Settings) -> faust.App:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
 
     gaps = GapReader(settings)
-    lock = asyncio.Lock()  # the agent and the idle-gap timer take turns on the state
-    last_seen: dict[int, float] = {}  # partition -> when the agent last got one of its records
 
     async def off_loop(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def process(events: Sequence[EventT]) -> None:
-        async with lock:
-            records: list[Any] = []
-            expected: dict[int, int] = {}
-            for event in events:
-                msg = event.message
-                last_seen[msg.partition] = time.monotonic()
-                if msg.partition not in expected:
-                    stored = days.get(next_offset_key(msg.partition))
-                    expected[msg.partition] = int(stored) if stored is not None else await off_loop(
-                        gaps.start_offset, msg.topic, msg.partition)
-                if msg.offset < expected[msg.partition]:
-                    metrics.replayed += 1  # already in the state (replayed after a restart or rebalance)
-                    continue
-                if msg.offset > expected[msg.partition]:
-                    log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
-                                msg.partition, expected[msg.partition], msg.offset - 1)
-                    records += await off_loop(gaps.read, msg.topic, msg.partition, expected[msg.partition], msg.offset)
-                records.append(msg)
-                expected[msg.partition] = msg.offset + 1
-            await process_records(records)
-
-    @app.timer(1.0)
-    async def fill_idle_gaps() -> None:
-        """A partition whose records stopped coming below its end: read the rest directly."""
-        async with lock:
-            for tp in app.consumer.assignment():
-                seen = last_seen.get(tp.partition)
-                if tp.topic != settings.topic_transactions or seen is None or time.monotonic() - seen < 2.0:
-                    continue
-                stored = days.get(next_offset_key(tp.partition))
-                end = await off_loop(gaps.end_offset, tp.topic, tp.partition)
-                if stored is not None and int(stored) < end:
-                    log.warning("partition %d: no records delivered below its end; reading offsets %d..%d directly",
-                                tp.partition, int(stored), end - 1)
-                    await process_records(await off_loop(gaps.read, tp.topic, tp.partition, int(stored), end))
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal types are narrower than its calls
-    async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        for tp in revoked:
-            last_seen.pop(tp.partition, None)  # its state may move; the timer waits for new records
+        records: list[Any] = []
+        expected: dict[int, int] = {}
+        for event in events:
+            msg = event.message
+            if msg.partition not in expected:
+                stored = days.get(next_offset_key(msg.partition))
+                expected[msg.partition] = int(stored) if stored is not None else await off_loop(
+                    gaps.start_offset, msg.topic, msg.partition)
+            if msg.offset < expected[msg.partition]:
+                metrics.replayed += 1  # already in the state (replayed after a restart or rebalance)
+                continue
+            if msg.offset > expected[msg.partition]:
+                log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
+                            msg.partition, expected[msg.partition], msg.offset - 1)
+                records += await off_loop(gaps.read, msg.topic, msg.partition, expected[msg.partition], msg.offset)
+            records.append(msg)
+            expected[msg.partition] = msg.offset + 1
+        await process_records(records)
 
     async def process_records(records: Sequence[Any]) -> None:
         """Count records that are each the next of their partition, then write outputs and state."""

@@ -3,8 +3,8 @@
 faust 0.15.3 can hand the agent a partition's records past a stretch it never delivered (after an
 assignment it may process from the earliest offset, then "seek to committed" and jump ahead). The
 worker knows the next offset it must process (it is in its state), so when a later record arrives
-first, or a partition stays idle below its end, it reads the stretch itself, in order, with a
-plain confluent-kafka consumer (assigned, never subscribed, never committing), and processes it.
+first it reads the stretch itself, in order, with a plain confluent-kafka consumer (assigned,
+never subscribed, never committing), and processes it before going on.
 """
 
 from __future__ import annotations

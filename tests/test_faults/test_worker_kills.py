@@ -12,6 +12,7 @@ no offset committed) and asserts every alert is still delivered exactly once.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from paylimit.contracts import Transaction, encode
 from paylimit.kafka import group_lag
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -75,6 +77,17 @@ def _copy_topic(source: Settings, topic_from: str, topic_to: str, skip_key: byte
         consumer.close()
 
 
+def _one_record_per_partition(settings: Settings) -> None:
+    """A succeeded transaction of a new user on every partition (it crosses no limit)."""
+    producer = Producer(settings.kafka_client_config(**{"enable.idempotence": True, "acks": "all"}))
+    now = datetime.now(timezone.utc).isoformat()
+    for p in range(settings.partitions):
+        tx = Transaction(transaction_id=f"next-{p}", user_id=f"next-{p}", amount="1", currency="INR",
+                         status="succeeded", occurred_at=now)
+        producer.produce(settings.topic_transactions, key=tx.user_id.encode(), value=encode(tx), partition=p)
+    assert producer.flush(30) == 0
+
+
 def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     first = make_settings()
     run = simulate(first, tmp_path / "run", "heavy_users", 5)
@@ -99,6 +112,11 @@ def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[...,
     pipeline = Pipeline(second)
     pipeline.start()
     try:
+        # faust 0.15.3 can skip a partition's last records when a worker starts on a pre-loaded
+        # topic; the worker reads a skipped stretch itself when the partition's next record comes
+        # (stream_app/gaps.py), so one more record per partition, for a user of its own, is sent
+        wait_for(lambda: pipeline.worker_metrics().get("consumed", 0) > 0, 120, "the worker to start counting")
+        _one_record_per_partition(second)
         pipeline.wait_drained(timeout=180)
         metrics = pipeline.worker_metrics()
         assert metrics["alerts_sent"] == 0 and metrics["alerts_resent"] > 0, metrics  # all from the replay path
