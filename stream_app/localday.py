@@ -45,7 +45,3 @@ def local_day(occurred_at: datetime, zone_name: str) -> LocalDay:
     day = occurred_at.astimezone(zone(zone_name)).date()
     start, end = day_bounds(day, zone_name)
     return LocalDay(day, zone_name, start, end)
-
-
-def today(now: datetime, zone_name: str) -> LocalDay:
-    return local_day(now, zone_name)
