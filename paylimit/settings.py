@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
     batch_window: float = Field(0.01, gt=0, description="Seconds the worker waits to fill a batch (bounds alert latency)")
     commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits")
+    stall_interval: float = Field(2.0, gt=0, description="Seconds a partition's records may stay undelivered below "
+                                  "its end before the worker reads them itself")
     webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
 

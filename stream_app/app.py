@@ -7,8 +7,11 @@ at any moment safe is where progress lives and the order of the side effects:
     process, written with the counts and the stream time, last, in the same changelog
     partition. A record below it was already counted and is skipped; a record above it means
     the consumer skipped some (faust 0.15 can jump ahead after an assignment), and the worker
-    reads the skipped stretch itself (`stream_app.gaps`) before going on. Counting never depends
-    on faust's offset bookkeeping, which has known bugs (gaps and duplicates in its ack list).
+    reads the skipped stretch itself (`stream_app.gaps`) before going on; a partition whose
+    records stay undelivered below its end for `stall_interval` (skipped, with none after them)
+    is read the same way by a timer. The agent and the timer hold one lock while they count.
+    Counting never depends on faust's offset bookkeeping, which has known bugs (gaps and
+    duplicates in its ack list).
   * A batch's outputs (alerts, dead letters) are acknowledged by the broker before its state
     is written, so a crash before the state write replays the batch and sends the same alerts
     again (same alert_id; the notifier drops repeats), and a crash after it has nothing to redo.
@@ -28,8 +31,10 @@ import orjson
 from faust.types import TP, EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
+from paylimit.errors import InfraError
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
+from stream_app.batch import MARKER, Batch
 from stream_app.counting import DayCount, Outcome, decide, expired
 from stream_app.gaps import GapReader, Record
 from stream_app.limits import limit_for, limits_table
@@ -41,9 +46,6 @@ from stream_app.views import register_views
 log = logging.getLogger("paylimit.worker")
 
 DAY = 86400.0
-
-
-MARKER = "__"  # prefix of the per-partition progress keys in the `days` table
 
 
 def stream_time_key(partition: int) -> str:
@@ -75,57 +77,6 @@ def _credentials(settings: Settings) -> Any:
         mechanism=settings.kafka_sasl_mechanism or "PLAIN",
         ssl_context=ssl_context,
     )
-
-
-class Batch:
-    """One batch's view of the `days` table: reads see the batch's own earlier writes; `flush`
-    writes each changed key once to the table and its changelog, on the key's source partition.
-
-    The changelog records go out as one Kafka record batch per partition (aiokafka's
-    `send_batch`), encoded exactly as faust's json codec would, so faust restores the table from
-    them as usual; this is most of the worker's speed (one future per batch, not per record).
-    """
-
-    def __init__(self, table: Any, producer: Any) -> None:
-        self.table = table
-        self.producer = producer
-        self.staged: dict[str, tuple[int, Any]] = {}
-
-    def get(self, key: str) -> Any:
-        staged = self.staged.get(key)
-        if staged is not None:
-            return staged[1]
-        raw = self.table.get(key)
-        return None if raw is None else orjson.loads(raw)
-
-    def set(self, partition: int, key: str, value: Any) -> None:
-        self.staged[key] = (partition, value)
-
-    async def flush(self) -> None:
-        """Write the staged keys; returns once the broker has acknowledged every record."""
-        topic = self.table.changelog_topic.get_topic_name()
-        batches: dict[int, Any] = {}
-        pending = []
-        # per partition, the progress markers (next offset, stream time) go after the counts
-        staged = sorted(self.staged.items(), key=lambda item: item[0].startswith(MARKER))
-        for key, (partition, value) in staged:
-            raw = None if value is None else orjson.dumps(value)
-            if raw is None:
-                self.table.data.pop(key, None)
-            else:
-                self.table.data[key] = raw  # kept encoded: a few hundred bytes per user-day
-            record = dict(key=orjson.dumps(key), value=raw, timestamp=None)
-            batch = batches.get(partition)
-            if batch is None or batch.append(**record) is None:
-                if batch is not None:
-                    pending.append(await self.producer.send_batch(batch, topic, partition=partition))
-                batch = batches[partition] = self.producer.create_batch()
-                batch.append(**record)
-        for partition, batch in batches.items():
-            pending.append(await self.producer.send_batch(batch, topic, partition=partition))
-        self.staged.clear()
-        if pending:
-            await asyncio.gather(*pending)
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -220,25 +171,65 @@ def build_app(settings: Settings) -> faust.App:
     async def off_loop(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
+    lock = asyncio.Lock()  # the agent and the stall check take turns on the state
+
     async def process(events: Sequence[EventT]) -> None:
-        records: list[Any] = []
-        expected: dict[int, int] = {}
-        for event in events:
-            msg = event.message
-            if msg.partition not in expected:
-                stored = days.get(next_offset_key(msg.partition))
-                expected[msg.partition] = int(stored) if stored is not None else await off_loop(
-                    gaps.start_offset, msg.topic, msg.partition)
-            if msg.offset < expected[msg.partition]:
-                metrics.replayed += 1  # already in the state (replayed after a restart or rebalance)
-                continue
-            if msg.offset > expected[msg.partition]:
-                log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
-                            msg.partition, expected[msg.partition], msg.offset - 1)
-                records += await off_loop(gaps.read, msg.topic, msg.partition, expected[msg.partition], msg.offset)
-            records.append(msg)
-            expected[msg.partition] = msg.offset + 1
-        await process_records(records)
+        async with lock:
+            records: list[Any] = []
+            expected: dict[int, int] = {}
+            for event in events:
+                msg = event.message
+                if msg.partition not in expected:
+                    expected[msg.partition] = await next_offset(msg.topic, msg.partition)
+                if msg.offset < expected[msg.partition]:
+                    metrics.replayed += 1  # already in the state (replayed after a restart or rebalance)
+                    continue
+                if msg.offset > expected[msg.partition]:
+                    log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
+                                msg.partition, expected[msg.partition], msg.offset - 1)
+                    records += await off_loop(gaps.read, msg.topic, msg.partition, expected[msg.partition], msg.offset)
+                records.append(msg)
+                expected[msg.partition] = msg.offset + 1
+            await process_records(records)
+
+    async def next_offset(topic: str, partition: int) -> int:
+        """The next offset of a partition to count: from the state, else where the group starts."""
+        stored = days.get(next_offset_key(partition))
+        return int(stored) if stored is not None else await off_loop(gaps.start_offset, topic, partition)
+
+    stalled: dict[int, int] = {}  # partition -> its next offset, below its end, at the previous check
+
+    @app.timer(settings.stall_interval)
+    async def read_stalled_partitions() -> None:
+        """A partition whose next offset stayed below its end for a whole interval: the consumer
+        skipped records and no later one came to show it (see `stream_app.gaps`); read them here."""
+        generation = app.consumer_generation_id
+        if app.rebalancing or app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
+            stalled.clear()
+            return
+        async with lock:
+            for tp in app.consumer.assignment():
+                if tp.topic != settings.topic_transactions:
+                    continue
+                start = await next_offset(tp.topic, tp.partition)
+                end = await off_loop(gaps.end_offset, tp.topic, tp.partition)
+                if start >= end:
+                    stalled.pop(tp.partition, None)
+                    continue
+                if stalled.get(tp.partition) != start:
+                    stalled[tp.partition] = start  # first sight: the consumer has an interval to deliver it
+                    continue
+                log.warning("partition %d: offsets %d..%d were not delivered for %.0f s; reading them directly",
+                            tp.partition, start, end - 1, settings.stall_interval)
+                try:
+                    records = await off_loop(gaps.read, tp.topic, tp.partition, start,
+                                             min(end, start + settings.batch_max))
+                except InfraError as exc:
+                    log.warning("partition %d: %s; trying again in %.0f s", tp.partition, exc, settings.stall_interval)
+                    continue
+                if app.consumer_generation_id != generation or app.rebalancing:
+                    return  # the partition may have moved to another worker meanwhile
+                await process_records(records)
 
     async def process_records(records: Sequence[Any]) -> None:
         """Count records that are each the next of their partition, then write outputs and state."""

@@ -40,12 +40,66 @@ def processes_of(home: Path) -> list[str]:
     return found
 
 
+def start_demo(home: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """`paylimit demo` as a child process, its output (stdout and stderr) going to a file."""
+    output = home.parent / "demo.out"
+    with open(output, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "paylimit", "demo", *args], env=demo_env(home),
+                                stdout=sink, stderr=subprocess.STDOUT, text=True)
+    return proc, output
+
+
+SERVICES = ("kafka.Kafka", "redis-server", "paylimit worker", "paylimit notifier", "paylimit dashboard")
+
+
+def started_by(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> dict[int, psutil.Process]:
+    """Add the demo's live descendants to `seen` (pid -> process). Redis rewrites its process title
+    and environment, so only its parentage tells it was started for this demo."""
+    try:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            seen.setdefault(child.pid, child)
+    except psutil.NoSuchProcess:
+        pass
+    return seen
+
+
+def kinds(procs: dict[int, psutil.Process]) -> set[str]:
+    found = set()
+    for p in procs.values():
+        try:
+            cmdline = " ".join(p.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        found |= {s for s in SERVICES if s in cmdline}
+    return found
+
+
+def still_alive(procs: dict[int, psutil.Process]) -> list[str]:
+    alive = []
+    for p in procs.values():
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.pid} {p.name()}")
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
 def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    proc = subprocess.run([sys.executable, "-m", "paylimit", "demo", "--duration", "15"], env=demo_env(home),
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = proc.stdout
+    proc, output = start_demo(home, "--duration", "15")
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline:
+            started_by(proc, seen)
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = output.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    assert kinds(seen) == set(SERVICES), kinds(seen)  # it really started them, so the check below means something
     assert "verification: delivered vs expected" in out and "clean" in out and "NOT clean" not in out
     for check in ("missing", "extra", "duplicate", "wrong field"):
         line = next(ln for ln in out.splitlines() if f" {check} " in ln)
@@ -53,18 +107,17 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
     assert "latest notifications" in out and "/users/USER_ID/usage" in out and "dashboard" in out
     run = next((home / "runs").iterdir())
     assert (run / "notifications.jsonl").read_text().count("\n") > 10
-    assert processes_of(home) == []
+    assert processes_of(home) == [] and still_alive(seen) == []
 
 
 def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    proc = subprocess.Popen([sys.executable, "-m", "paylimit", "demo", "--duration", "120"], env=demo_env(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, output = start_demo(home, "--duration", "120")
     try:
         deadline = time.monotonic() + 180
         # halfway: the worker and the notifier run and events are flowing
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {proc.communicate()[0][-3000:]}"
+            assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
             logs = list(home.glob("runs/*/logs/worker-1.log"))
             if logs and "Worker]: Ready" in logs[0].read_text(errors="replace"):
                 break
@@ -72,13 +125,15 @@ def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
         else:
             pytest.fail("the demo's worker never became ready")
         time.sleep(5)
-        assert len(processes_of(home)) >= 5  # kafka, redis, worker, notifier, dashboard
+        seen = started_by(proc, {})
+        assert kinds(seen) == set(SERVICES), kinds(seen)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+    out = output.read_text()
     assert proc.returncode == 130, out[-3000:]
     assert "interrupted: stopping everything" in out
     assert "Traceback" not in out
-    assert processes_of(home) == []
+    assert processes_of(home) == [] and still_alive(seen) == []

@@ -14,9 +14,6 @@ from tests.test_faults.helpers import assert_exact, consumed, kill_and_check, si
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-@pytest.mark.xfail(strict=False, reason="known faust 0.15.3 start-up skip: a worker taking over a partition may "
-                   "not get its last records until that partition's next record arrives (README, 'What paylimit "
-                   "guarantees'); passed in development runs, failed once in a fresh-clone run; the test still runs")
 def test_three_workers_one_killed_one_added(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     settings = make_settings(partitions=6)
     pipeline = Pipeline(settings)
