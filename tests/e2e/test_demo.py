@@ -52,34 +52,31 @@ def start_demo(home: Path, *args: str) -> tuple[subprocess.Popen, Path]:
 SERVICES = ("kafka.Kafka", "redis-server", "paylimit worker", "paylimit notifier", "paylimit dashboard")
 
 
-def started_by(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> dict[int, psutil.Process]:
-    """Add the demo's live descendants to `seen` (pid -> process). Redis rewrites its process title
-    and environment, so only its parentage tells it was started for this demo."""
+Seen = dict[int, tuple[psutil.Process, str]]  # pid -> (process, command line when first seen)
+
+
+def started_by(proc: subprocess.Popen, seen: Seen) -> Seen:
+    """Add the demo's live descendants to `seen`. Redis rewrites its process title and environment,
+    so only parentage tells it was started for this demo."""
     try:
         for child in psutil.Process(proc.pid).children(recursive=True):
-            seen.setdefault(child.pid, child)
-    except psutil.NoSuchProcess:
+            if child.pid not in seen:
+                seen[child.pid] = (child, " ".join(child.cmdline()))
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         pass
     return seen
 
 
-def kinds(procs: dict[int, psutil.Process]) -> set[str]:
-    found = set()
-    for p in procs.values():
-        try:
-            cmdline = " ".join(p.cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-        found |= {s for s in SERVICES if s in cmdline}
-    return found
+def kinds(seen: Seen) -> set[str]:
+    return {s for _, cmdline in seen.values() for s in SERVICES if s in cmdline}
 
 
-def still_alive(procs: dict[int, psutil.Process]) -> list[str]:
+def still_alive(seen: Seen) -> list[str]:
     alive = []
-    for p in procs.values():
+    for p, cmdline in seen.values():
         try:
             if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{p.pid} {p.name()}")
+                alive.append(f"{p.pid} {cmdline[:120]}")
         except psutil.NoSuchProcess:
             continue
     return alive
@@ -88,7 +85,7 @@ def still_alive(procs: dict[int, psutil.Process]) -> list[str]:
 def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, output = start_demo(home, "--duration", "15")
-    seen: dict[int, psutil.Process] = {}
+    seen: Seen = {}
     try:
         deadline = time.monotonic() + 600
         while proc.poll() is None and time.monotonic() < deadline:
