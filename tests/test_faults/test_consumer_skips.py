@@ -1,0 +1,77 @@
+"""The consumer's position ahead of the worker's state: the records it never delivers are read directly.
+
+faust 0.15.3 can start a partition past records the worker has not counted (its "seek to committed"
+after an assignment jumps ahead, and its own offset commits follow its ack list). This puts a worker
+in that position on purpose: its state says every partition starts at offset 0, while the group's
+committed offset is past them. With a later record on the partition, the agent sees the jump and
+reads the stretch before it (`stream_app.gaps`); with none (the committed offset at the end), the
+stall timer reads the undelivered tail. Either way every alert is delivered exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from paylimit.runtime.pipeline import Pipeline
+from paylimit.settings import Settings
+from stream_app.app import next_offset_key
+from tests.e2e.harness import simulate
+from tests.test_faults.helpers import assert_exact, consumed, wait_for
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+def _ends(settings: Settings) -> dict[int, int]:
+    consumer = Consumer(settings.kafka_client_config(**{"group.id": f"{settings.app_id}-ends"}))
+    try:
+        topic = settings.topic_transactions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(settings.partitions)}
+    finally:
+        consumer.close()
+
+
+def _state_at_zero(settings: Settings) -> None:
+    """The worker's progress markers, in its table's changelog, at offset 0 of every partition."""
+    producer = Producer(settings.kafka_client_config(**{"enable.idempotence": True, "acks": "all"}))
+    for p in range(settings.partitions):
+        producer.produce(f"{settings.app_id}-days-changelog", key=orjson.dumps(next_offset_key(p)),
+                         value=orjson.dumps(0), partition=p)
+    assert producer.flush(30) == 0
+
+
+def _commit(settings: Settings, offsets: dict[int, int]) -> None:
+    consumer = Consumer(settings.kafka_client_config(**{"group.id": settings.app_id, "enable.auto.commit": False}))
+    try:
+        tps = [TopicPartition(settings.topic_transactions, p, o) for p, o in offsets.items()]
+        assert all(tp.error is None for tp in consumer.commit(offsets=tps, asynchronous=False))
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("committed_at", ["end", "middle"])
+def test_records_below_the_committed_offset_are_read_directly(
+        make_settings: Callable[..., Settings], tmp_path: Path, committed_at: str) -> None:
+    settings = make_settings()
+    run = simulate(settings, tmp_path / "run", "heavy_users", 11)
+    ends = _ends(settings)
+    assert all(end > 2 for end in ends.values()), ends
+    _state_at_zero(settings)
+    _commit(settings, {p: end if committed_at == "end" else end // 2 for p, end in ends.items()})
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    try:
+        wait_for(lambda: consumed(pipeline) >= sum(ends.values()), 120, "every record to be counted", step=0.5)
+        pipeline.wait_drained(timeout=120)
+        assert consumed(pipeline) == sum(ends.values())  # each record once: none twice, none skipped
+        log = pipeline.workers[0].log.read_text()
+        reader = "were not delivered" if committed_at == "end" else "the consumer skipped offsets"
+        assert reader in log  # the path under test really ran
+        assert_exact(settings, run)
+    finally:
+        pipeline.stop()
