@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Sequence, cast
 
@@ -172,6 +173,7 @@ def build_app(settings: Settings) -> faust.App:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     lock = asyncio.Lock()  # the agent and the stall check take turns on the state
+    delivered: Counter[int] = Counter()  # partition -> records the consumer delivered to the agent
 
     async def process(events: Sequence[EventT]) -> None:
         async with lock:
@@ -179,6 +181,7 @@ def build_app(settings: Settings) -> faust.App:
             expected: dict[int, int] = {}
             for event in events:
                 msg = event.message
+                delivered[msg.partition] += 1
                 if msg.partition not in expected:
                     expected[msg.partition] = await next_offset(msg.topic, msg.partition)
                 if msg.offset < expected[msg.partition]:
@@ -197,27 +200,35 @@ def build_app(settings: Settings) -> faust.App:
         stored = days.get(next_offset_key(partition))
         return int(stored) if stored is not None else await off_loop(gaps.start_offset, topic, partition)
 
-    stalled: dict[int, int] = {}  # partition -> its next offset, below its end, at the previous check
+    stalled: dict[int, tuple[int, int]] = {}  # partition -> (next offset, delivered) at the previous check
 
     @app.timer(settings.stall_interval)
     async def read_stalled_partitions() -> None:
-        """A partition whose next offset stayed below its end for a whole interval: the consumer
-        skipped records and no later one came to show it (see `stream_app.gaps`); read them here."""
+        """A partition whose consumer has fetched up to its end while the worker's next offset
+        stayed below it, with nothing delivered, for a whole interval: the consumer skipped those
+        records and no later one came to show it (see `stream_app.gaps`); read them here."""
         generation = app.consumer_generation_id
         if app.rebalancing or app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
             stalled.clear()
             return
-        async with lock:
-            for tp in app.consumer.assignment():
-                if tp.topic != settings.topic_transactions:
-                    continue
-                start = await next_offset(tp.topic, tp.partition)
+        at_end = []  # partitions whose consumer has fetched everything: is anything left undelivered?
+        for tp in app.consumer.assignment():
+            if tp.topic == settings.topic_transactions:
                 end = await off_loop(gaps.end_offset, tp.topic, tp.partition)
+                position = await app.consumer.position(tp)
+                if position is not None and position >= end:
+                    at_end.append((tp, end))
+                else:
+                    stalled.pop(tp.partition, None)  # still fetching
+        async with lock:
+            for tp, end in at_end:
+                start = await next_offset(tp.topic, tp.partition)
                 if start >= end:
                     stalled.pop(tp.partition, None)
                     continue
-                if stalled.get(tp.partition) != start:
-                    stalled[tp.partition] = start  # first sight: the consumer has an interval to deliver it
+                mark = (start, delivered[tp.partition])
+                if stalled.get(tp.partition) != mark:
+                    stalled[tp.partition] = mark  # first sight: the consumer has an interval to deliver them
                     continue
                 log.warning("partition %d: offsets %d..%d were not delivered for %.0f s; reading them directly",
                             tp.partition, start, end - 1, settings.stall_interval)

@@ -41,7 +41,9 @@ class GapReader:
             # never joins the group
             self._consumer = Consumer(self.settings.kafka_client_config(**{
                 "group.id": self.settings.app_id, "enable.auto.commit": False,
-                "enable.auto.offset.store": False}))
+                "enable.auto.offset.store": False,
+                # it reads short stretches: librdkafka's default prefetch (64 MB) would only cost memory
+                "queued.max.messages.kbytes": 4096, "fetch.max.bytes": 4 << 20}))
         return self._consumer
 
     def start_offset(self, topic: str, partition: int) -> int:
