@@ -10,6 +10,12 @@ import orjson
 MARKER = "__"  # prefix of the per-partition progress keys in the `days` table
 
 
+def encode_value(value: Any) -> bytes:
+    """A table value as the JSON bytes kept in memory and in the changelog, in an exact-size copy:
+    the bytes orjson returns keep its ~4 KB output buffer, 12x a day value's size."""
+    return memoryview(orjson.dumps(value)).tobytes()
+
+
 class Batch:
     """One batch's view of the `days` table: reads see the batch's own earlier writes; `flush`
     writes each changed key once to the table and its changelog, on the key's source partition.
@@ -42,8 +48,7 @@ class Batch:
         # per partition, the progress markers (next offset, stream time) go after the counts
         staged = sorted(self.staged.items(), key=lambda item: item[0].startswith(MARKER))
         for key, (partition, value) in staged:
-            # an exact-size copy: orjson's bytes keep its ~4 KB output buffer, 12x the value's size
-            raw = None if value is None else memoryview(orjson.dumps(value)).tobytes()
+            raw = None if value is None else encode_value(value)
             if raw is None:
                 self.table.data.pop(key, None)
             else:
