@@ -20,11 +20,12 @@ cli = typer.Typer(add_completion=False)
 @cli.command()
 def main(
     quick_run: Annotated[bool, typer.Option("--quick", help="Small sizes: every phase in a minute or two")] = False,
-    records: Annotated[Optional[int], typer.Option(help="Transactions pre-loaded (default 1,000,000)")] = None,
-    users: Annotated[Optional[int], typer.Option(help="Users they are spread over (default 100,000)")] = None,
-    partitions: Annotated[Optional[int], typer.Option(help="Partitions of the bench topics (default 6)")] = None,
-    rates: Annotated[Optional[str], typer.Option(help="Sustained rates, tx/s, comma-separated (default 1000,2000,5000)")] = None,
-    duration: Annotated[Optional[float], typer.Option(help="Seconds per sustained rate (default 30)")] = None,
+    records: Annotated[Optional[int], typer.Option(help=f"Transactions pre-loaded (default {BenchConfig.records:,})")] = None,
+    users: Annotated[Optional[int], typer.Option(help=f"Users they are spread over (default {BenchConfig.users:,})")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help=f"Partitions of the bench topics (default {BenchConfig.partitions})")] = None,
+    rates: Annotated[Optional[str], typer.Option(help="Sustained rates, tx/s, comma-separated (default "
+                                          f"{','.join(map(str, BenchConfig.rates))})")] = None,
+    duration: Annotated[Optional[float], typer.Option(help=f"Seconds per sustained rate (default {BenchConfig.duration:.0f})")] = None,
     catchup_timeout: Annotated[Optional[float], typer.Option(help="Seconds a catch-up may take before it is reported from its progress")] = None,
     peer: Annotated[bool, typer.Option(help="Run the Quix Streams peer")] = True,
     results_dir: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),

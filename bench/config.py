@@ -13,11 +13,11 @@ LIMIT = 10
 
 @dataclass(frozen=True)
 class BenchConfig:
-    records: int = 1_000_000  # pre-loaded transactions (ceiling, catch-up, memory, peer)
+    records: int = 300_000  # pre-loaded transactions (ceiling, catch-up, memory, peer)
     users: int = 100_000
     partitions: int = 6
-    rates: tuple[int, ...] = (1000, 2000, 5000)  # sustained end-to-end, tx/s
-    duration: float = 30.0  # seconds per sustained rate
+    rates: tuple[int, ...] = (2000, 5000)  # sustained end-to-end, tx/s
+    duration: float = 120.0  # seconds per sustained rate
     heavy_share: float = 0.05  # of sustained traffic, sent to users who cross the limit
     catchup_timeout: float = 180.0  # a catch-up still running then is reported from its progress
     peer_timeout: float = 180.0
