@@ -80,6 +80,9 @@ class Notifier:
             # commit stored offsets as often as the workers do: a kill replays (and drops) less, lag drains fast
             "auto.commit.interval.ms": max(100, int(self.settings.commit_interval * 1000)),
             "enable.auto.offset.store": False,
+            # a killed notifier's partitions move on within seconds, not librdkafka's default 45 s
+            "session.timeout.ms": int(self.settings.session_timeout * 1000),
+            "heartbeat.interval.ms": 1000,
             "error_cb": self._on_kafka_error,
         })
         self._consumer = Consumer(conf)

@@ -92,7 +92,7 @@ def build_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.commit_interval,
         # a killed worker's partitions move on within seconds, not faust's default 60 s
-        broker_session_timeout=10.0,
+        broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
         producer_linger=0.005,

@@ -31,8 +31,8 @@ def test_the_scenarios_of_design_section_4_are_shipped() -> None:
 def test_scenario_end_to_end(scenario: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     settings = make_settings()
     # The limit overrides are in Kafka before the worker starts (it reads them before counting);
-    # the events flow while it runs. (A worker started on a pre-loaded topic can have faust skip a
-    # partition's last records until its next one arrives: see README, "What paylimit guarantees".)
+    # the events flow while it runs, as they do live. (A worker started on a pre-loaded topic is
+    # tested in tests/test_faults: the replay, the consumer-skip and the bench catch-up cases.)
     publish_limits(settings, generate(load_scenario(scenario), 11).overrides)
     pipeline = Pipeline(settings)
     pipeline.start()
