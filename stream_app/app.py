@@ -22,6 +22,7 @@ at any moment safe is where progress lives and the order of the side effects:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import Counter
 from datetime import datetime, timezone
@@ -207,10 +208,15 @@ def build_app(settings: Settings) -> faust.App:
         """A partition whose consumer has fetched up to its end while the worker's next offset
         stayed below it, with nothing delivered, for a whole interval: the consumer skipped those
         records and no later one came to show it (see `stream_app.gaps`); read them here."""
-        generation = app.consumer_generation_id
         if app.rebalancing or app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
             stalled.clear()
             return
+        try:
+            await read_stalled(app.consumer_generation_id)
+        except InfraError as exc:  # the broker is away: a timer that raises would crash the worker
+            log.warning("%s; trying again in %.0f s", exc, settings.stall_interval)
+
+    async def read_stalled(generation: int) -> None:
         at_end = []  # partitions whose consumer has fetched everything: is anything left undelivered?
         for tp in app.consumer.assignment():
             if tp.topic == settings.topic_transactions:
@@ -232,12 +238,7 @@ def build_app(settings: Settings) -> faust.App:
                     continue
                 log.warning("partition %d: offsets %d..%d were not delivered for %.0f s; reading them directly",
                             tp.partition, start, end - 1, settings.stall_interval)
-                try:
-                    records = await off_loop(gaps.read, tp.topic, tp.partition, start,
-                                             min(end, start + settings.batch_max))
-                except InfraError as exc:
-                    log.warning("partition %d: %s; trying again in %.0f s", tp.partition, exc, settings.stall_interval)
-                    continue
+                records = await off_loop(gaps.read, tp.topic, tp.partition, start, min(end, start + settings.batch_max))
                 if app.consumer_generation_id != generation or app.rebalancing:
                     return  # the partition may have moved to another worker meanwhile
                 await process_records(records)
@@ -263,17 +264,23 @@ def build_app(settings: Settings) -> faust.App:
         await batch.flush()
 
     committed: dict[TP, int] = {}
+    ticks = itertools.count()
 
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
         """Commit the group's offsets from the state (where to start reading after a restart)."""
-        # only what moved: a commit with a stale generation (mid-rebalance) makes the member rejoin,
-        # so committing unchanged offsets every tick would keep a rebalance going
+        # Mostly only what moved: a commit with a stale generation (mid-rebalance) makes the member
+        # rejoin, so committing unchanged offsets every tick would keep a rebalance going. Every
+        # tenth tick all of them, since faust's own commits (of its ack list, which lacks the
+        # records read directly) can move the group's offsets back.
+        if app.rebalancing:
+            return
+        again = next(ticks) % 10 == 0
         offsets = {}
         for tp in app.consumer.assignment():
             if tp.topic == settings.topic_transactions:
                 offset = days.get(next_offset_key(tp.partition))
-                if offset is not None and committed.get(tp) != int(offset):
+                if offset is not None and (again or committed.get(tp) != int(offset)):
                     offsets[tp] = int(offset)
         # (faust's own commit follows its ack list; see the module docstring)
         if offsets and await cast(Any, app.consumer)._commit(offsets):

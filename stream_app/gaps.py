@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
@@ -50,12 +50,18 @@ class GapReader:
         """Where a partition with no progress in the state starts: the group's committed offset,
         else the earliest (auto.offset.reset=earliest)."""
         consumer = self._open()
-        committed = consumer.committed([TopicPartition(topic, partition)], timeout=10)[0].offset
-        return committed if committed >= 0 else consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                                               timeout=10)[0]
+        try:
+            committed = consumer.committed([TopicPartition(topic, partition)], timeout=10)[0].offset
+            return committed if committed >= 0 else consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10)[0]
+        except KafkaException as exc:
+            raise InfraError(f"{topic}[{partition}]: no committed or earliest offset: {exc}") from None
 
     def end_offset(self, topic: str, partition: int) -> int:
-        return self._open().get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        try:
+            return self._open().get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        except KafkaException as exc:
+            raise InfraError(f"{topic}[{partition}]: no end offset: {exc}") from None
 
     def read(self, topic: str, partition: int, start: int, end: int, timeout: float = 30.0) -> list[Record]:
         """Records [start, end) of one partition, in offset order."""

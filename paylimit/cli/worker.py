@@ -11,11 +11,8 @@ from paylimit.runtime.processes import free_port
 
 def worker() -> None:
     """Run the stream worker: validate, de-duplicate, count per local day, raise alerts."""
-    import uvloop
-
     from stream_app.app import build_app
 
-    uvloop.install()  # faust's event loop, as faust recommends: a few percent more records per second
     s = connected_settings()
     if s.web_port == 0:
         s = s.model_copy(update={"web_port": free_port()})

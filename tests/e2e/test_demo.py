@@ -6,6 +6,7 @@ PAYLIMIT_REDIS_URL), so these tests also prove it leaves no Java, Redis or worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,11 +60,15 @@ def started_by(proc: subprocess.Popen, seen: Seen) -> Seen:
     """Add the demo's live descendants to `seen`. Redis rewrites its process title and environment,
     so only parentage tells it was started for this demo."""
     try:
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            if child.pid not in seen:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return seen
+    for child in children:
+        if child.pid not in seen:
+            try:
                 seen[child.pid] = (child, " ".join(child.cmdline()))
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        pass
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue  # a short-lived helper (the storage format, say) that is already gone
     return seen
 
 
@@ -82,6 +87,16 @@ def still_alive(seen: Seen) -> list[str]:
     return alive
 
 
+def kill_if_running(proc: subprocess.Popen, seen: Seen) -> None:
+    """A demo still running here failed its test: kill it and what it started, so nothing is left."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        for p, _ in seen.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+
+
 def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, output = start_demo(home, "--duration", "15")
@@ -92,8 +107,7 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
             started_by(proc, seen)
             time.sleep(0.5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_if_running(proc, seen)
     out = output.read_text()
     assert proc.returncode == 0, out[-5000:]
     assert kinds(seen) == set(SERVICES), kinds(seen)  # it really started them, so the check below means something
@@ -110,25 +124,24 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
 def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, output = start_demo(home, "--duration", "120")
+    seen: Seen = {}
     try:
         deadline = time.monotonic() + 180
-        # halfway: the worker and the notifier run and events are flowing
+        # halfway: every service runs and events are flowing
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
             logs = list(home.glob("runs/*/logs/worker-1.log"))
-            if logs and "Worker]: Ready" in logs[0].read_text(errors="replace"):
+            if kinds(started_by(proc, seen)) == set(SERVICES) and logs and "Worker]: Ready" in logs[0].read_text(
+                    errors="replace"):
                 break
             time.sleep(0.5)
         else:
-            pytest.fail("the demo's worker never became ready")
+            pytest.fail(f"the demo's services never all ran with a ready worker (saw {sorted(kinds(seen))})")
         time.sleep(5)
-        seen = started_by(proc, {})
-        assert kinds(seen) == set(SERVICES), kinds(seen)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_if_running(proc, seen)
     out = output.read_text()
     assert proc.returncode == 130, out[-3000:]
     assert "interrupted: stopping everything" in out
