@@ -30,6 +30,7 @@ from typing import Any, Sequence, cast
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 from faust.types import TP, EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
@@ -221,7 +222,10 @@ def build_app(settings: Settings) -> faust.App:
         for tp in app.consumer.assignment():
             if tp.topic == settings.topic_transactions:
                 end = await off_loop(gaps.end_offset, tp.topic, tp.partition)
-                position = await app.consumer.position(tp)
+                try:
+                    position = await app.consumer.position(tp)
+                except KafkaError as exc:  # the partition left meanwhile (IllegalStateError), or the broker
+                    raise InfraError(f"partition {tp.partition}: no consumer position: {exc!r}") from None
                 if position is not None and position >= end:
                     at_end.append((tp, end))
                 else:
