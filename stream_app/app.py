@@ -38,7 +38,7 @@ from paylimit.errors import InfraError
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.batch import MARKER, Batch
-from stream_app.counting import DayCount, Outcome, decide, expired
+from stream_app.counting import DayCount, Outcome, day_key, decide, expired
 from stream_app.gaps import GapReader, Record
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
@@ -57,10 +57,6 @@ def stream_time_key(partition: int) -> str:
 
 def next_offset_key(partition: int) -> str:
     return f"{MARKER}next_offset__|{partition}"
-
-
-def day_key(user_id: str, date: str) -> str:
-    return f"{user_id}|{date}"
 
 
 def _credentials(settings: Settings) -> Any:

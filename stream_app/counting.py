@@ -28,6 +28,11 @@ class Outcome(str, Enum):
     TOO_LATE = "too_late"
 
 
+def day_key(user_id: str, date: str) -> str:
+    """The `days` table key of one user's local day (`date` as YYYY-MM-DD)."""
+    return f"{user_id}|{date}"
+
+
 @dataclass(frozen=True)
 class DayCount:
     """One user's counted transactions of one local day (the table value)."""

@@ -11,6 +11,7 @@ from faust.web import Request, Response, View
 
 from paylimit.contracts import TIMEZONES
 from paylimit.settings import Settings
+from stream_app.counting import day_key
 from stream_app.limits import limit_for
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
@@ -24,13 +25,13 @@ def usage(days: Any, limit: int, user_id: str, now: datetime, zone: str | None, 
         # The user's zone is in their day record; today is one of these dates in any zone.
         utc_today = now.date()
         for candidate in (utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)):
-            raw = days.get(f"{user_id}|{candidate.isoformat()}")
+            raw = days.get(day_key(user_id, candidate.isoformat()))
             value = orjson.loads(raw) if raw else None
             if value and local_day(now, zone or value["z"]).date == candidate:
                 found = value
         local = local_day(now, found["z"] if found else zone or default_zone)
     else:
-        raw = days.get(f"{user_id}|{on.isoformat()}")
+        raw = days.get(day_key(user_id, on.isoformat()))
         found = orjson.loads(raw) if raw else None
         local = local_day(now, found["z"] if found else zone or default_zone)
     count = len(found["i"]) if found else 0
