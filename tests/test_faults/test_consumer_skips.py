@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from stream_app.app import next_offset_key
+from stream_app.gaps import GapReader
 from tests.e2e.harness import simulate
 from tests.test_faults.helpers import assert_exact, consumed, wait_for
 
@@ -27,13 +28,11 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
 def _ends(settings: Settings) -> dict[int, int]:
-    consumer = Consumer(settings.kafka_client_config(**{"group.id": f"{settings.app_id}-ends"}))
+    gaps = GapReader(settings)
     try:
-        topic = settings.topic_transactions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(settings.partitions)}
+        return {p: gaps.end_offset(settings.topic_transactions, p) for p in range(settings.partitions)}
     finally:
-        consumer.close()
+        gaps.close()
 
 
 def _state_at_zero(settings: Settings) -> None:
