@@ -60,8 +60,6 @@ class Settings(BaseSettings):
     commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits")
     session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead worker's or notifier's partitions "
                                    "go to another member (6 is the broker's minimum)")
-    stall_interval: float = Field(2.0, gt=0, description="Seconds a partition's records may stay undelivered below "
-                                  "its end before the worker reads them itself")
     webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
 

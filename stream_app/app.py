@@ -1,22 +1,24 @@
-"""`build_app(settings)`: the faust app with its topics, tables, the counting agent and the views.
+"""`build_app(settings)`: the faust app with its topics, tables, the counting path and the views.
 
-The agent takes records in small batches (at most `batch_max`, waiting at most `batch_window`)
-and only calls the pure functions (validation, local day, counting, alerts). What makes a crash
-at any moment safe is where progress lives and the order of the side effects:
+faust assigns the worker its partitions and keeps its state (the `days` table, its changelog,
+the web views); the records themselves are read by `stream_app.reader` in batches (at most
+`batch_max`, waiting at most `batch_window`), and the counting only calls the pure functions
+(validation, local day, counting, alerts). What makes a crash at any moment safe is where
+progress lives and the order of the side effects:
   * Progress is state: the `days` table holds, per source partition, the next offset to
     process, written with the counts and the stream time, last, in the same changelog
-    partition. A record below it was already counted and is skipped; a record above it means
-    the consumer skipped some (faust 0.15 can jump ahead after an assignment), and the worker
-    reads the skipped stretch itself (`stream_app.gaps`) before going on; a partition whose
-    records stay undelivered below its end for `stall_interval` (skipped, with none after them)
-    is read the same way by a timer. The agent and the timer hold one lock while they count.
-    Counting never depends on faust's offset bookkeeping, which has known bugs (gaps and
-    duplicates in its ack list).
+    partition. The reader starts each assigned partition there, after the table's recovery,
+    and again after any rebalance or broker error; a record below it was already counted and is
+    skipped. faust's fetching of the partitions is paused; the few records it delivers before
+    that go through the agent, which applies the same rule (and reads a stretch faust skipped
+    with the reader: faust 0.15 can jump ahead after an assignment). The reader and the agent
+    hold one lock while they count, and a revocation waits for it. Counting never depends on
+    faust's offset bookkeeping, which has known bugs (gaps and duplicates in its ack list).
   * A batch's outputs (alerts, dead letters) are acknowledged by the broker before its state
     is written, so a crash before the state write replays the batch and sends the same alerts
     again (same alert_id; the notifier drops repeats), and a crash after it has nothing to redo.
   * The consumer group's offset is committed from that state, every `commit_interval`; it only
-    says where to start reading after a restart.
+    says where to start reading when the state has no progress for a partition.
 """
 
 from __future__ import annotations
@@ -24,13 +26,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Sequence, cast
 
 import faust
 import orjson
-from aiokafka.errors import KafkaError
 from faust.types import TP, EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
@@ -39,10 +39,11 @@ from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.batch import MARKER, Batch
 from stream_app.counting import DayCount, Outcome, day_key, decide, expired
-from stream_app.gaps import GapReader, Record
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
+from stream_app.output import Output
+from stream_app.reader import Record, TransactionReader
 from stream_app.validation import validate
 from stream_app.views import register_views
 
@@ -105,13 +106,9 @@ def build_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         datadir=str(settings.home / "worker"),
     )
-    def raw_topic(name: str) -> faust.TopicT:
-        # bytes in, bytes out: the contracts parse and encode, so a bad record becomes a dead letter
-        return app.topic(name, partitions=settings.partitions, key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw")
-
-    transactions, alerts, dead_letters = (raw_topic(t) for t in (settings.topic_transactions, settings.topic_alerts,
-                                                                 settings.topic_dlq))
+    # bytes in: the contracts parse, so a bad record becomes a dead letter
+    transactions = app.topic(settings.topic_transactions, partitions=settings.partitions, key_type=bytes,
+                             value_type=bytes, key_serializer="raw", value_serializer="raw")
     # values are the JSON bytes themselves, in memory and in the changelog (see Batch)
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes)
     cast(Any, days).value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
@@ -165,88 +162,81 @@ def build_app(settings: Settings) -> faust.App:
         if decision.alert_day is not None:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
 
-    gaps = GapReader(settings)
+    reader = TransactionReader(settings)
+    output = Output(settings)
 
     async def off_loop(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    lock = asyncio.Lock()  # the agent and the stall check take turns on the state
-    delivered: Counter[int] = Counter()  # partition -> records the consumer delivered to the agent
+    lock = asyncio.Lock()  # the reader and the agent take turns on the state
+
+    async def next_offset(partition: int) -> int:
+        """The next offset of a partition to count: from the state, else where the group starts."""
+        stored = days.get(next_offset_key(partition))
+        return int(stored) if stored is not None else await off_loop(reader.start_offset, partition)
 
     async def process(events: Sequence[EventT]) -> None:
+        """Records faust delivered (only until the reader has paused its fetching of them)."""
         async with lock:
             records: list[Any] = []
             expected: dict[int, int] = {}
             for event in events:
                 msg = event.message
-                delivered[msg.partition] += 1
                 if msg.partition not in expected:
-                    expected[msg.partition] = await next_offset(msg.topic, msg.partition)
+                    expected[msg.partition] = await next_offset(msg.partition)
                 if msg.offset < expected[msg.partition]:
-                    metrics.replayed += 1  # already in the state (replayed after a restart or rebalance)
+                    metrics.replayed += 1  # already in the state
                     continue
                 if msg.offset > expected[msg.partition]:
                     log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
                                 msg.partition, expected[msg.partition], msg.offset - 1)
-                    records += await off_loop(gaps.read, msg.topic, msg.partition, expected[msg.partition], msg.offset)
+                    records += await off_loop(reader.read, msg.partition, expected[msg.partition], msg.offset)
                 records.append(msg)
                 expected[msg.partition] = msg.offset + 1
             await process_records(records)
 
-    async def next_offset(topic: str, partition: int) -> int:
-        """The next offset of a partition to count: from the state, else where the group starts."""
-        stored = days.get(next_offset_key(partition))
-        return int(stored) if stored is not None else await off_loop(gaps.start_offset, topic, partition)
+    def ready() -> bool:
+        """Partitions assigned and the tables recovered: the state is the whole truth."""
+        return not app.rebalancing and cast(Any, app.tables).recovery.completed.is_set()
 
-    stalled: dict[int, tuple[int, int]] = {}  # partition -> (next offset, delivered) at the previous check
+    @app.task
+    async def read_transactions() -> None:
+        """The worker's main path: its assigned partitions, read from its state's next offsets."""
+        generation: int | None = None  # the assignment the reader follows
+        while not app.should_stop:
+            try:
+                if not ready():
+                    generation = None
+                    await asyncio.sleep(0.05)
+                    continue
+                tps = {tp for tp in app.consumer.assignment() if tp.topic == settings.topic_transactions}
+                app.consumer.pause_partitions(tps)  # faust resumes them after a recovery; this reads them
+                if generation != app.consumer_generation_id:
+                    generation = app.consumer_generation_id
+                    await off_loop(reader.assign, {tp.partition: await next_offset(tp.partition) for tp in tps})
+                records = await off_loop(reader.poll, settings.batch_max, settings.batch_window)
+                async with lock:
+                    if not ready() or generation != app.consumer_generation_id:
+                        generation = None  # the partitions may have moved: read again from the state
+                        continue
+                    starts = {p: await next_offset(p) for p in {r.partition for r in records}}
+                    fresh = [r for r in records if r.offset >= starts[r.partition]]
+                    metrics.replayed += len(records) - len(fresh)  # the agent counted them first
+                    await process_records(fresh)
+            except InfraError as exc:  # the broker is away: read again from the state once it is back
+                log.warning("%s; reading again in 1 s", exc)
+                generation = None
+                await asyncio.sleep(1.0)
 
-    @app.timer(settings.stall_interval)
-    async def read_stalled_partitions() -> None:
-        """A partition whose consumer has fetched up to its end while the worker's next offset
-        stayed below it, with nothing delivered, for a whole interval: the consumer skipped those
-        records and no later one came to show it (see `stream_app.gaps`); read them here."""
-        if app.rebalancing or app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
-            stalled.clear()
-            return
-        try:
-            await read_stalled(app.consumer_generation_id)
-        except InfraError as exc:  # the broker is away: a timer that raises would crash the worker
-            log.warning("%s; trying again in %.0f s", exc, settings.stall_interval)
-
-    async def read_stalled(generation: int) -> None:
-        at_end = []  # partitions whose consumer has fetched everything: is anything left undelivered?
-        for tp in app.consumer.assignment():
-            if tp.topic == settings.topic_transactions:
-                end = await off_loop(gaps.end_offset, tp.topic, tp.partition)
-                try:
-                    position = await app.consumer.position(tp)
-                except KafkaError as exc:  # the partition left meanwhile (IllegalStateError), or the broker
-                    raise InfraError(f"partition {tp.partition}: no consumer position: {exc!r}") from None
-                if position is not None and position >= end:
-                    at_end.append((tp, end))
-                else:
-                    stalled.pop(tp.partition, None)  # still fetching
+    @app.on_partitions_revoked.connect
+    async def fence(sender: Any, *_: Any, **__: Any) -> None:
+        """The batch being counted finishes before the partitions leave this worker."""
         async with lock:
-            for tp, end in at_end:
-                start = await next_offset(tp.topic, tp.partition)
-                if start >= end:
-                    stalled.pop(tp.partition, None)
-                    continue
-                mark = (start, delivered[tp.partition])
-                if stalled.get(tp.partition) != mark:
-                    stalled[tp.partition] = mark  # first sight: the consumer has an interval to deliver them
-                    continue
-                log.warning("partition %d: offsets %d..%d were not delivered for %.0f s; reading them directly",
-                            tp.partition, start, end - 1, settings.stall_interval)
-                records = await off_loop(gaps.read, tp.topic, tp.partition, start, min(end, start + settings.batch_max))
-                if app.consumer_generation_id != generation or app.rebalancing:
-                    return  # the partition may have moved to another worker meanwhile
-                await process_records(records)
+            pass
 
     async def process_records(records: Sequence[Any]) -> None:
         """Count records that are each the next of their partition, then write outputs and state."""
-        # faust's aiokafka producer (no public accessor); see Batch
-        batch = Batch(days, cast(Any, app.producer)._ensure_producer())
+        batch = Batch(days)
         out: list[tuple[LimitAlert, bool]] = []
         letters: list[tuple[bytes | None, bytes]] = []
         now = datetime.now(timezone.utc)
@@ -254,14 +244,17 @@ def build_app(settings: Settings) -> faust.App:
             handle(record, batch, now, out, letters)
             batch.set(record.partition, next_offset_key(record.partition), record.offset + 1)
         # outputs first, acknowledged; then the state that says they are done
-        sent = [await alerts.send(key=a.user_id.encode(), value=encode(a)) for a, _ in out]
-        sent += [await dead_letters.send(key=key, value=value) for key, value in letters]
-        for fut in sent:
-            await fut
+        if out or letters:
+            for alert, _ in out:
+                output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
+            for key, value in letters:
+                output.send(settings.topic_dlq, key, value)
+            await off_loop(output.wait)
         for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
-        await batch.flush()
+        batch.write(output)
+        await off_loop(output.wait)
 
     committed: dict[TP, int] = {}
     ticks = itertools.count()

@@ -1,0 +1,52 @@
+"""`Output`: everything the worker writes to Kafka (alerts, dead letters, its table's changelog),
+through one confluent-kafka producer, acknowledged a group at a time."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from paylimit.errors import InfraError
+from paylimit.settings import Settings
+
+#: a partition left to the producer's partitioner
+ANY_PARTITION = -1
+
+
+class Output:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: Producer | None = None
+        self.failures: list[str] = []
+
+    @property
+    def producer(self) -> Producer:
+        """Opened on first use."""
+        if self._producer is None:
+            self._producer = Producer(self.settings.kafka_client_config(**{
+                "enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4",
+                # a record not acknowledged within a minute fails its batch, which is then read again
+                "message.timeout.ms": 60_000,
+                # keyed records land where Java clients (and faust) put them
+                "partitioner": "murmur2_random"}))
+        return self._producer
+
+    def _delivered(self, error: KafkaError | None, msg: Message) -> None:
+        if error is not None:
+            self.failures.append(f"{msg.topic()}: {error}")
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int = ANY_PARTITION) -> None:
+        """Queue one record; `wait` says when the broker has it."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition=partition, on_delivery=self._delivered)
+                return
+            except BufferError:  # the producer's queue is full: let it drain
+                self.producer.poll(0.1)
+
+    def wait(self) -> None:
+        """Block until every queued record is acknowledged by the broker; InfraError if one was not."""
+        left = self.producer.flush()  # bounded by message.timeout.ms
+        failures, self.failures = self.failures, []
+        if left or failures:
+            raise InfraError(f"Kafka did not acknowledge {left + len(failures)} records: "
+                             f"{'; '.join(failures[:3]) or 'timed out'}")

@@ -1,0 +1,127 @@
+"""Reading the transactions topic straight from Kafka with confluent-kafka.
+
+faust assigns the worker its partitions (its consumer group, co-partitioned with the `days` table),
+but its per-record machinery (consumer thread, conductor, stream, event objects) costs several
+times the counting itself. So the worker reads its assigned transactions partitions with a plain
+confluent-kafka consumer (assigned, never subscribed, never committing), from the next offset its
+state says, in batches; faust's own fetching of them is paused.
+
+The same reader also reads a stretch the faust consumer skipped: faust 0.15.3 can hand the agent a
+partition's records past a stretch it never delivered (after an assignment it may process from the
+earliest offset, then "seek to committed" and jump ahead); when a record delivered by faust is ahead
+of the state's next offset, the worker reads the stretch before it here, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from paylimit.errors import InfraError
+from paylimit.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The fields of a Kafka record the worker uses (those of a faust Message too)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class TransactionReader:
+    """The worker's own reads of the transactions topic: a stream of its assigned partitions
+    (`assign`, `poll`) and stretches on demand (`read`), on two consumers opened on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.topic_transactions
+        self._stream: Consumer | None = None
+        self._stretches: Consumer | None = None
+
+    def _consumer(self, prefetch_kbytes: int) -> Consumer:
+        # the workers' group id, only to read its committed offsets: an assigned consumer never
+        # joins the group; librdkafka's default prefetch (64 MB) would only cost memory
+        return Consumer(self.settings.kafka_client_config(**{
+            "group.id": self.settings.app_id, "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "queued.max.messages.kbytes": prefetch_kbytes,
+            "fetch.max.bytes": prefetch_kbytes * 1024}))
+
+    def assign(self, offsets: dict[int, int]) -> None:
+        """Stream these partitions from these offsets (replacing any earlier assignment)."""
+        if self._stream is None:
+            self._stream = self._consumer(8192)
+        try:
+            self._stream.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
+        except KafkaException as exc:
+            raise InfraError(f"cannot assign {self.topic} partitions {sorted(offsets)}: {exc}") from None
+
+    def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """The next records of the assigned partitions (each partition's in offset order): at most
+        `max_records`, waiting at most `timeout` seconds for the first."""
+        if self._stream is None:
+            return []
+        try:
+            messages = self._stream.consume(max_records, timeout)
+        except KafkaException as exc:
+            raise InfraError(f"cannot read {self.topic}: {exc}") from None
+        records = []
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.fatal():
+                    raise InfraError(f"cannot read {self.topic}: {error}")
+                continue  # transient (the client retries): logged by librdkafka
+            records.append(Record(self.topic, msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value()))
+        return records
+
+    def _stretch_consumer(self) -> Consumer:
+        if self._stretches is None:
+            self._stretches = self._consumer(4096)
+        return self._stretches
+
+    def start_offset(self, partition: int) -> int:
+        """Where a partition with no progress in the state starts: the group's committed offset,
+        else the earliest (auto.offset.reset=earliest)."""
+        consumer, tp = self._stretch_consumer(), TopicPartition(self.topic, partition)
+        try:
+            committed = consumer.committed([tp], timeout=10)[0].offset
+            return committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=10)[0]
+        except KafkaException as exc:
+            raise InfraError(f"{self.topic}[{partition}]: no committed or earliest offset: {exc}") from None
+
+    def end_offset(self, partition: int) -> int:
+        try:
+            return self._stretch_consumer().get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)[1]
+        except KafkaException as exc:
+            raise InfraError(f"{self.topic}[{partition}]: no end offset: {exc}") from None
+
+    def read(self, partition: int, start: int, end: int, timeout: float = 30.0) -> list[Record]:
+        """Records [start, end) of one partition, in offset order."""
+        consumer = self._stretch_consumer()
+        consumer.assign([TopicPartition(self.topic, partition, start)])
+        records: list[Record] = []
+        try:
+            while True:
+                msg = consumer.poll(timeout)
+                if msg is None:
+                    raise InfraError(f"timed out reading {self.topic}[{partition}] offsets {start}..{end - 1}")
+                if msg.error():
+                    continue
+                offset = msg.offset() or 0
+                if offset >= end:
+                    return records
+                records.append(Record(self.topic, partition, offset, msg.key(), msg.value()))
+                if offset == end - 1:
+                    return records
+        finally:
+            consumer.unassign()
+
+    def close(self) -> None:
+        for consumer in (self._stream, self._stretches):
+            if consumer is not None:
+                consumer.close()
