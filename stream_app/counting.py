@@ -11,9 +11,10 @@ The processing order (README, "Counting semantics"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import NamedTuple
 
 from paylimit.contracts import Transaction
 from stream_app.localday import LocalDay
@@ -33,9 +34,9 @@ def day_key(user_id: str, date: str) -> str:
     return f"{user_id}|{date}"
 
 
-@dataclass(frozen=True)
-class DayCount:
-    """One user's counted transactions of one local day (the table value)."""
+class DayCount(NamedTuple):
+    """One user's counted transactions of one local day (the table value); a tuple, since one is
+    built per counted transaction."""
 
     user_id: str
     date: str
@@ -57,7 +58,7 @@ class DayCount:
         return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], tuple(v["i"]), v["x"], v["l"], v["t"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     outcome: Outcome
     day: DayCount | None  # the new value to store, or None when nothing changes
@@ -87,10 +88,10 @@ def decide(
     if not counted:
         return Decision(Outcome.NOT_SUCCEEDED, None, st)
     base = current or DayCount(tx.user_id, day.key, day.zone, partition, end, tx.occurred_at.isoformat())
-    updated = replace(base, ids=(*base.ids, tx.transaction_id))
+    updated = base._replace(ids=(*base.ids, tx.transaction_id))
     # `>` rather than `== limit + 1`: a limit lowered during the day alerts on the next transaction
     if base.crossing is None and len(updated.ids) > limit:
-        updated = replace(updated, crossing=tx.transaction_id, limit=limit, late=end < st)
+        updated = updated._replace(crossing=tx.transaction_id, limit=limit, late=end < st)
         return Decision(Outcome.CROSSED, updated, st, updated)
     return Decision(Outcome.COUNTED, updated, st)
 

@@ -6,22 +6,18 @@ starting and ending at local midnight (so a daylight-saving day lasts 23 or 25 h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 
-@dataclass(frozen=True)
-class LocalDay:
+class LocalDay(NamedTuple):
     date: date
     zone: str
     start: datetime  # local midnight starting the day (aware, in the zone)
     end: datetime  # the next local midnight
-
-    @property
-    def key(self) -> str:
-        return self.date.isoformat()
+    key: str  # the date as YYYY-MM-DD
 
 
 @lru_cache(maxsize=1024)
@@ -33,15 +29,19 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
 
 
-@lru_cache(maxsize=65536)
 def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
     """Local midnight starting `day` and the next one, in the zone."""
+    local = _local_day(day, zone_name)
+    return local.start, local.end
+
+
+@lru_cache(maxsize=65536)
+def _local_day(day: date, zone_name: str) -> LocalDay:
     tz = zone(zone_name)
-    return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+    return LocalDay(day, zone_name, local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz),
+                    day.isoformat())
 
 
 def local_day(occurred_at: datetime, zone_name: str) -> LocalDay:
     """The local calendar day `occurred_at` falls on in `zone_name`."""
-    day = occurred_at.astimezone(zone(zone_name)).date()
-    start, end = day_bounds(day, zone_name)
-    return LocalDay(day, zone_name, start, end)
+    return _local_day(occurred_at.astimezone(zone(zone_name)).date(), zone_name)
