@@ -38,7 +38,7 @@ from paylimit.errors import InfraError
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.batch import MARKER, Batch
-from stream_app.counting import DayCount, Outcome, day_key, decide, expired
+from stream_app.counting import DayCount, Outcome, day_key, decide, expired, expiry_cutoff
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
@@ -127,8 +127,9 @@ def build_app(settings: Settings) -> faust.App:
         if stream_time < cleaned_through.get(partition, float("-inf")) + DAY:
             return
         cleaned_through[partition] = stream_time
+        cutoff = expiry_cutoff(stream_time, settings.retention)
         for key, raw in list(days.data.items()):
-            if key.startswith(MARKER):
+            if key.startswith(MARKER) or key[-10:] > cutoff:  # day keys end with their date
                 continue
             value = orjson.loads(raw)
             if value["p"] == partition and expired(DayCount.from_json(value), stream_time, settings.retention):
@@ -228,11 +229,12 @@ def build_app(settings: Settings) -> faust.App:
                 generation = None
                 await asyncio.sleep(1.0)
 
-    @app.on_partitions_revoked.connect
-    async def fence(sender: Any, *_: Any, **__: Any) -> None:
+    async def fence(*_: Any, **__: Any) -> None:
         """The batch being counted finishes before the partitions leave this worker."""
         async with lock:
             pass
+
+    app.on_partitions_revoked.connect(cast(Any, fence))
 
     async def process_records(records: Sequence[Any]) -> None:
         """Count records that are each the next of their partition, then write outputs and state."""

@@ -12,7 +12,7 @@ The processing order (README, "Counting semantics"):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import NamedTuple
 
@@ -94,6 +94,13 @@ def decide(
         updated = updated._replace(crossing=tx.transaction_id, limit=limit, late=end < st)
         return Decision(Outcome.CROSSED, updated, st, updated)
     return Decision(Outcome.COUNTED, updated, st)
+
+
+def expiry_cutoff(stream_time: float, retention: timedelta) -> str:
+    """The latest local date (YYYY-MM-DD) whose day may have expired by `stream_time`: no zone's
+    day ends before 10:00 UTC of its date (UTC+14), so a later date needs no look at its value."""
+    earliest_end = stream_time - 2 * retention.total_seconds()
+    return datetime.fromtimestamp(earliest_end - 10 * 3600, timezone.utc).date().isoformat()
 
 
 def expired(day: DayCount, stream_time: float, retention: timedelta) -> bool:

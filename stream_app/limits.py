@@ -21,7 +21,7 @@ def limits_table(app: faust.App) -> GlobalTableT:
 
 
 def limit_for(table: GlobalTableT, user_id: str, default: int) -> int:
-    raw = table.get(user_id.encode())
+    raw = table.data.get(user_id.encode())  # the store itself: read once per record
     if not raw:
         return default
     try:

@@ -53,8 +53,8 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
                     await asyncio.sleep(0.01)
 
     asyncio.run(run())
-    alerts = [json.loads(v) for topic, _, v in sent if topic.endswith("alerts")]
-    letters = [json.loads(v) for topic, _, v in sent if topic.endswith("dlq")]
+    alerts = [json.loads(v or b"null") for topic, _, v in sent if topic.endswith("alerts")]
+    letters = [json.loads(v or b"null") for topic, _, v in sent if topic.endswith("dlq")]
     assert [a["crossing_transaction_id"] for a in alerts] == ["t2", "t2"]  # raised, then re-sent
     assert alerts[0]["alert_id"] == alerts[1]["alert_id"] and alerts[0]["count"] == 3
     assert alerts[0]["transaction_ids"] == ["t0", "t1", "t2"]

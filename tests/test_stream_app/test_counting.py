@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paylimit.contracts import Transaction
-from stream_app.counting import DayCount, Decision, Outcome, decide, expired
-from stream_app.localday import local_day
+from stream_app.counting import DayCount, Decision, Outcome, decide, expired, expiry_cutoff
+from stream_app.localday import day_bounds, local_day
 
 RETENTION = timedelta(days=2)
 
@@ -106,3 +109,15 @@ def test_state_survives_its_json_form_and_expires_after_twice_the_retention() ->
     end = day.end
     assert not expired(day, end + 2 * RETENTION.total_seconds() - 1, RETENTION)
     assert expired(day, end + 2 * RETENTION.total_seconds(), RETENTION)
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+       st.sampled_from(["Pacific/Kiritimati", "Pacific/Apia", "Asia/Kolkata", "UTC", "America/New_York",
+                        "Etc/GMT+12", "Pacific/Pago_Pago", "Australia/Lord_Howe"]))
+def test_a_day_that_expired_is_never_past_the_cleanup_cutoff(day: date, zone: str) -> None:
+    """The cleanup only looks at days dated up to `expiry_cutoff`: an expired day must be one of them."""
+    end = day_bounds(day, zone)[1].timestamp()
+    first_expired = end + 2 * RETENTION.total_seconds()
+    assert day.isoformat() <= expiry_cutoff(first_expired, RETENTION)
+    # and the cutoff is not far behind: within two days of the earliest expiry in any zone
+    assert date.fromisoformat(expiry_cutoff(first_expired, RETENTION)) - day <= timedelta(days=2)
