@@ -11,7 +11,6 @@ The processing order (README, "Counting semantics"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import NamedTuple
@@ -58,12 +57,11 @@ class DayCount(NamedTuple):
         return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], tuple(v["i"]), v["x"], v["l"], v["t"])
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     outcome: Outcome
     day: DayCount | None  # the new value to store, or None when nothing changes
     stream_time: float | None  # the partition's stream time after this record (epoch seconds)
-    alert_day: DayCount | None = field(default=None)  # the day to alert for (CROSSED or RESEND)
+    alert_day: DayCount | None = None  # the day to alert for (CROSSED or RESEND)
 
 
 def decide(
@@ -81,19 +79,19 @@ def decide(
         if tx.transaction_id == current.crossing:
             return Decision(Outcome.RESEND, None, stream_time, current)
         return Decision(Outcome.DUPLICATE, None, stream_time)
-    end = day.end.timestamp()
+    end = day.end_at
     if stream_time is not None and stream_time >= end + retention.total_seconds():
         return Decision(Outcome.TOO_LATE, None, stream_time)
     st = max(stream_time or float("-inf"), tx.occurred_at.timestamp())
     if not counted:
         return Decision(Outcome.NOT_SUCCEEDED, None, st)
     base = current or DayCount(tx.user_id, day.key, day.zone, partition, end, tx.occurred_at.isoformat())
-    updated = base._replace(ids=(*base.ids, tx.transaction_id))
+    ids = (*base.ids, tx.transaction_id)
     # `>` rather than `== limit + 1`: a limit lowered during the day alerts on the next transaction
-    if base.crossing is None and len(updated.ids) > limit:
-        updated = updated._replace(crossing=tx.transaction_id, limit=limit, late=end < st)
-        return Decision(Outcome.CROSSED, updated, st, updated)
-    return Decision(Outcome.COUNTED, updated, st)
+    if base.crossing is None and len(ids) > limit:
+        crossed = DayCount(*base[:6], ids, tx.transaction_id, limit, end < st)
+        return Decision(Outcome.CROSSED, crossed, st, crossed)
+    return Decision(Outcome.COUNTED, DayCount(*base[:6], ids, *base[7:]), st)
 
 
 def expiry_cutoff(stream_time: float, retention: timedelta) -> str:

@@ -6,6 +6,8 @@ effect without a restart. Values are LimitOverride JSON; a tombstone removes the
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import faust
 from faust.types.tables import GlobalTableT
 from pydantic import ValidationError
@@ -21,7 +23,7 @@ def limits_table(app: faust.App) -> GlobalTableT:
 
 
 def limit_for(table: GlobalTableT, user_id: str, default: int) -> int:
-    raw = table.data.get(user_id.encode())  # the store itself: read once per record
+    raw = cast(Any, table.data).data.get(user_id.encode())  # the memory store's own dict: read once per record
     if not raw:
         return default
     try:

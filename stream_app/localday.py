@@ -18,6 +18,7 @@ class LocalDay(NamedTuple):
     start: datetime  # local midnight starting the day (aware, in the zone)
     end: datetime  # the next local midnight
     key: str  # the date as YYYY-MM-DD
+    end_at: float  # `end` in epoch seconds
 
 
 @lru_cache(maxsize=1024)
@@ -38,8 +39,8 @@ def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
 @lru_cache(maxsize=65536)
 def _local_day(day: date, zone_name: str) -> LocalDay:
     tz = zone(zone_name)
-    return LocalDay(day, zone_name, local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz),
-                    day.isoformat())
+    end = local_midnight(day + timedelta(days=1), tz)
+    return LocalDay(day, zone_name, local_midnight(day, tz), end, day.isoformat(), end.timestamp())
 
 
 def local_day(occurred_at: datetime, zone_name: str) -> LocalDay:

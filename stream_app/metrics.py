@@ -17,7 +17,7 @@ class Metrics:
 
     def outcome(self, outcome: Outcome) -> None:
         self.consumed += 1
-        self.outcomes[outcome.value] += 1
+        self.outcomes[outcome] += 1  # a str enum: counted under its value
 
     def dead_letter(self, error: str) -> None:
         self.consumed += 1
