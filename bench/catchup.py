@@ -3,7 +3,8 @@
 Timed from the workers' start to their consumer group's lag 0 (a catch-up's real cost,
 process start and group join included), and from the first record processed (the worker's
 /metrics `consumed` moving) to lag 0: the steady rate. With one worker, the worker's RSS is
-read at its first /metrics answer and after the catch-up (the memory figure).
+read when it has processed its first records (its Kafka clients connected and their buffers
+filled: what it costs with no users) and after the catch-up (the memory figure).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CatchUp:
     rss_start_mb: float
     rss_end_mb: float
     consumed: int
+    consumed_at_rss_start: int  # records already processed when the start RSS was read
     lag_at_end: int = 0  # > 0 only when timed out: what the group had not committed
 
 
@@ -57,24 +59,23 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
         first: float | None = None
         moved = began  # when `consumed` last grew: a timed-out catch-up's rate ends there
         rss_start = 0.0
-        consumed = shown = 0
+        consumed = shown = consumed_at_rss_start = 0
         last_lag_check = 0.0
         deadline = began + timeout
         while True:
             now = time.monotonic()
             if now >= deadline or (consumed >= expected and now - moved > COMMIT_GRACE):
-                return _partial(pipeline, settings, began, first, moved, consumed, rss_start)
+                return _partial(pipeline, settings, began, first, moved, consumed, rss_start, consumed_at_rss_start)
             if not any(w.alive for w in pipeline.workers):
                 w = pipeline.workers[-1]
                 raise InfraError(f"the worker died during the catch-up; see {w.log}")
             metrics = pipeline.worker_metrics()
             if metrics:
-                if not rss_start:
-                    rss_start = rss_mb(pipeline.workers[0].pid)
                 if int(metrics.get("consumed", 0)) > consumed:
                     consumed, moved = int(metrics.get("consumed", 0)), now
                 if consumed and first is None:
                     first = now
+                    rss_start, consumed_at_rss_start = rss_mb(pipeline.workers[0].pid), consumed
                 on_progress(max(min(consumed, expected) - shown, 0))
                 shown = max(shown, min(consumed, expected))
             # the lag costs a consumer per look: only near the end, or now and then
@@ -83,15 +84,15 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
                 if group_lag(settings, settings.app_id, settings.topic_transactions) == 0:
                     end = time.monotonic()
                     tp = Throughput(expected, end - began, end - (first or began))
-                    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed)
+                    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, consumed_at_rss_start)
             time.sleep(POLL)
     finally:
         pipeline.stop()
 
 
 def _partial(pipeline: Pipeline, settings: Settings, began: float, first: float | None, moved: float,
-             consumed: int, rss_start: float) -> CatchUp:
+             consumed: int, rss_start: float, consumed_at_rss_start: int) -> CatchUp:
     """A catch-up that did not reach lag 0 in time: its rate up to the last record it processed."""
     tp = Throughput(consumed, moved - began, moved - (first or began), complete=False)
     lag = group_lag(settings, settings.app_id, settings.topic_transactions)
-    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, lag)
+    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, consumed_at_rss_start, lag)

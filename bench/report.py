@@ -65,7 +65,7 @@ def table(result: dict) -> Table:
     mem = result.get("memory", {})
     t.add_row("worker RSS per 100k active users", _n(mem.get("per_100k_users_mb"), " MB", 1), "",
               f"RSS {_n(mem.get('rss_mb'), ' MB', 1)} with {_n(mem.get('active_users'))} users "
-              f"(start {_n(mem.get('rss_start_mb'), ' MB', 1)}; growth {_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k)")
+              f"(start {_n(mem.get('rss_start_mb'), ' MB', 1)} at its first records; growth {_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k)")
     rec = result.get("recovery", {})
     t.add_row("recovery after kill -9: first record", _n(rec.get("to_first_record_s"), " s", 1), "",
               rec.get("error", f"at {_n(rec.get('rate'))} tx/s"))

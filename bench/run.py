@@ -122,7 +122,8 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
                                 on_progress=phases.advance(f"stream_app catch-up, {workers} worker(s)", n))
                 if workers == 1:
                     users = load.active_users if c.throughput.complete else load.active_users_at(c.consumed / n)
-                    result["memory"] = memory(c.rss_start_mb, c.rss_end_mb, users, c.throughput.complete)
+                    result["memory"] = memory(c.rss_start_mb, c.rss_end_mb, users,
+                                              load.active_users_at(c.consumed_at_rss_start / n), c.throughput.complete)
                 return c.throughput.as_dict(ceiling) | {"consumed": c.consumed, "lag_at_end": c.lag_at_end}
 
             result["catchup"][f"workers_{workers}"] = phases.run(f"stream_app catch-up, {workers} worker(s)", do_catchup)
@@ -161,14 +162,17 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
     return result
 
 
-def memory(rss_start_mb: float, rss_mb: float, users: int, complete: bool) -> dict:
-    """The worker's RSS after the catch-up, scaled to 100k active users (total, and growth over its start)."""
+def memory(rss_start_mb: float, rss_mb: float, users: int, users_at_start: int, complete: bool) -> dict:
+    """The worker's RSS after the catch-up, scaled to 100k active users: in total, and its growth
+    from the start reading over the users that came after it."""
     per = 100_000 / users if users else 0.0
+    grown = users - users_at_start
     return {
         "rss_mb": round(rss_mb, 1),
         "rss_start_mb": round(rss_start_mb, 1),
         "active_users": users,
+        "active_users_at_start": users_at_start,
         "active_users_estimated": not complete,
         "per_100k_users_mb": round(rss_mb * per, 1),
-        "growth_per_100k_users_mb": round((rss_mb - rss_start_mb) * per, 1),
+        "growth_per_100k_users_mb": round((rss_mb - rss_start_mb) * 100_000 / grown, 1) if grown > 0 else None,
     }
