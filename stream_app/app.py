@@ -229,12 +229,25 @@ def build_app(settings: Settings) -> faust.App:
                 generation = None
                 await asyncio.sleep(1.0)
 
+    async def written() -> None:
+        """Wait until Kafka has everything written so far (outputs and state). A write is retried
+        for as long as the broker is away, so one that fails never will succeed (authorization, a
+        deleted topic): the table may then hold state its changelog lacks, and only a restart from
+        the changelog is consistent again."""
+        try:
+            await off_loop(output.wait)
+        except InfraError as exc:
+            await app.crash(exc)
+            raise RuntimeError(str(exc)) from exc  # not an InfraError: nothing may retry past it
+
     async def fence(*_: Any, **__: Any) -> None:
-        """The batch being counted finishes before the partitions leave this worker."""
+        """Partitions leave this worker (a rebalance, or the worker stops) only after the batch
+        being counted, with its state in the changelog that their next owner restores."""
         async with lock:
-            pass
+            await written()
 
     app.on_partitions_revoked.connect(cast(Any, fence))
+    app.on_before_shutdown.connect(cast(Any, fence))
 
     async def process_records(records: Sequence[Any]) -> None:
         """Count records that are each the next of their partition, then write outputs and state."""
@@ -245,18 +258,19 @@ def build_app(settings: Settings) -> faust.App:
         for record in records:
             handle(record, batch, now, out, letters)
             batch.set(record.partition, next_offset_key(record.partition), record.offset + 1)
-        # outputs first, acknowledged; then the state that says they are done
+        # outputs first, acknowledged; then the state that says they are done. The state's
+        # changelog records go out while the next batch is read: the next wait covers them, and
+        # the group's offsets are committed only from state the changelog has (`commit_progress`).
         if out or letters:
             for alert, _ in out:
                 output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
             for key, value in letters:
                 output.send(settings.topic_dlq, key, value)
-            await off_loop(output.wait)
+            await written()
         for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
         batch.write(output)
-        await off_loop(output.wait)
 
     committed: dict[TP, int] = {}
     ticks = itertools.count()
@@ -277,6 +291,8 @@ def build_app(settings: Settings) -> faust.App:
                 offset = days.get(next_offset_key(tp.partition))
                 if offset is not None and (again or committed.get(tp) != int(offset)):
                     offsets[tp] = int(offset)
+        if offsets:
+            await written()  # never commit past what a restart would restore
         # (faust's own commit follows its ack list; see the module docstring)
         if offsets and await cast(Any, app.consumer)._commit(offsets):
             committed.update(offsets)
