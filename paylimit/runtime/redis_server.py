@@ -19,7 +19,7 @@ def start(root: Path, port: int | None = None) -> tuple[int, str]:
         raise InfraError(f"port {port} of the local Redis server is taken by another process")
     root.mkdir(parents=True, exist_ok=True)
     argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(root.resolve()),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
             "--protected-mode", "yes"]
     pid = processes.spawn(argv, root / "redis.log")
     return pid, f"redis://127.0.0.1:{port}/0"
