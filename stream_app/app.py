@@ -52,12 +52,9 @@ log = logging.getLogger("paylimit.worker")
 DAY = 86400.0
 
 
-def stream_time_key(partition: int) -> str:
-    return f"{MARKER}stream_time__|{partition}"
-
-
-def next_offset_key(partition: int) -> str:
-    return f"{MARKER}next_offset__|{partition}"
+def progress_key(partition: int) -> str:
+    """The `days` key of a partition's progress: {"o": the next offset to count, "t": its stream time}."""
+    return f"{MARKER}progress__|{partition}"
 
 
 def _credentials(settings: Settings) -> Any:
@@ -135,17 +132,17 @@ def build_app(settings: Settings) -> faust.App:
             if value["p"] == partition and expired(DayCount.from_json(value), stream_time, settings.retention):
                 batch.set(partition, key, None)
 
-    def handle(msg: Message | Record, batch: Batch, now: datetime, out: list[tuple[LimitAlert, bool]],
-               letters: list[tuple[bytes | None, bytes]]) -> None:
+    def handle(msg: Message | Record, batch: Batch, progress: dict[str, Any], now: datetime,
+               out: list[tuple[LimitAlert, bool]], letters: list[tuple[bytes | None, bytes]]) -> None:
         try:
             tx = validate(msg.value, now, settings)
         except InvalidRecord as exc:
             dead_letter(msg, exc.error, exc.reason, letters)
             return
         day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
-        key, st_key = day_key(tx.user_id, day.key), stream_time_key(msg.partition)
+        key = day_key(tx.user_id, day.key)
         current = batch.get(key)
-        stream_time = batch.get(st_key)
+        stream_time = progress["t"]
         decision = decide(
             tx, day, DayCount.from_json(current) if current else None, stream_time,
             limit_for(limits, tx.user_id, settings.daily_limit), settings.retention, msg.partition,
@@ -158,7 +155,7 @@ def build_app(settings: Settings) -> faust.App:
         if decision.day is not None:
             batch.set(msg.partition, key, decision.day.to_json())
         if decision.stream_time is not None and decision.stream_time != stream_time:
-            batch.set(msg.partition, st_key, decision.stream_time)
+            progress["t"] = decision.stream_time
             drop_expired_days(batch, msg.partition, decision.stream_time)
         if decision.alert_day is not None:
             out.append((alert_for(decision.alert_day, now), decision.outcome is Outcome.RESEND))
@@ -171,10 +168,14 @@ def build_app(settings: Settings) -> faust.App:
 
     lock = asyncio.Lock()  # the reader and the agent take turns on the state
 
+    def stored_progress(partition: int) -> dict[str, Any] | None:
+        raw = days.get(progress_key(partition))
+        return orjson.loads(raw) if raw is not None else None
+
     async def next_offset(partition: int) -> int:
         """The next offset of a partition to count: from the state, else where the group starts."""
-        stored = days.get(next_offset_key(partition))
-        return int(stored) if stored is not None else await off_loop(reader.start_offset, partition)
+        stored = stored_progress(partition)
+        return stored["o"] if stored is not None else await off_loop(reader.start_offset, partition)
 
     async def process(events: Sequence[EventT]) -> None:
         """Records faust delivered (only until the reader has paused its fetching of them)."""
@@ -255,9 +256,15 @@ def build_app(settings: Settings) -> faust.App:
         out: list[tuple[LimitAlert, bool]] = []
         letters: list[tuple[bytes | None, bytes]] = []
         now = datetime.now(timezone.utc)
+        progress: dict[int, dict[str, Any]] = {}  # partition -> its progress, as this batch moves it
         for record in records:
-            handle(record, batch, now, out, letters)
-            batch.set(record.partition, next_offset_key(record.partition), record.offset + 1)
+            mark = progress.get(record.partition)
+            if mark is None:
+                mark = progress[record.partition] = stored_progress(record.partition) or {"t": None}
+            handle(record, batch, mark, now, out, letters)
+            mark["o"] = record.offset + 1
+        for partition, mark in progress.items():
+            batch.set(partition, progress_key(partition), mark)
         # outputs first, acknowledged; then the state that says they are done. The state's
         # changelog records go out while the next batch is read: the next wait covers them, and
         # the group's offsets are committed only from state the changelog has (`commit_progress`).
@@ -287,10 +294,9 @@ def build_app(settings: Settings) -> faust.App:
         again = next(ticks) % 10 == 0
         offsets = {}
         for tp in app.consumer.assignment():
-            if tp.topic == settings.topic_transactions:
-                offset = days.get(next_offset_key(tp.partition))
-                if offset is not None and (again or committed.get(tp) != int(offset)):
-                    offsets[tp] = int(offset)
+            if tp.topic == settings.topic_transactions and (stored := stored_progress(tp.partition)):
+                if again or committed.get(tp) != stored["o"]:
+                    offsets[tp] = stored["o"]
         if offsets:
             await written()  # never commit past what a restart would restore
         # (faust's own commit follows its ack list; see the module docstring)

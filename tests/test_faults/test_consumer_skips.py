@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
-from stream_app.app import next_offset_key
+from stream_app.app import progress_key
 from stream_app.reader import TransactionReader
 from tests.e2e.harness import simulate
 from tests.test_faults.helpers import assert_exact, consumed, wait_for
@@ -38,8 +38,8 @@ def _state_at_zero(settings: Settings) -> None:
     """The worker's progress markers, in its table's changelog, at offset 0 of every partition."""
     producer = Producer(settings.kafka_client_config(**{"enable.idempotence": True, "acks": "all"}))
     for p in range(settings.partitions):
-        producer.produce(f"{settings.app_id}-days-changelog", key=orjson.dumps(next_offset_key(p)),
-                         value=orjson.dumps(0), partition=p)
+        producer.produce(f"{settings.app_id}-days-changelog", key=orjson.dumps(progress_key(p)),
+                         value=orjson.dumps({"o": 0, "t": None}), partition=p)
     assert producer.flush(30) == 0
 
 
