@@ -38,7 +38,7 @@ from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
-from stream_app.batch import MARKER, Batch
+from stream_app.batch import Batch, is_progress_key, progress_key
 from stream_app.counting import DayCount, Outcome, day_key, decide, expired, expiry_cutoff
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
@@ -51,11 +51,6 @@ from stream_app.views import register_views
 log = logging.getLogger("paylimit.worker")
 
 DAY = 86400.0
-
-
-def progress_key(partition: int) -> str:
-    """The `days` key of a partition's progress: {"o": the next offset to count, "t": its stream time}."""
-    return f"{MARKER}progress__|{partition}"
 
 
 def _credentials(settings: Settings) -> Any:
@@ -91,10 +86,7 @@ def build_app(settings: Settings) -> faust.App:
         # a killed worker's partitions move on within seconds, not faust's default 60 s
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
-        producer_acks=-1,
-        producer_linger=0.005,
-        producer_max_batch_size=1 << 20,
-        producer_compression_type="lz4",
+        producer_acks=-1,  # faust's own writes; the worker's go through `Output`
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
         table_standby_replicas=0,
@@ -127,7 +119,7 @@ def build_app(settings: Settings) -> faust.App:
         cleaned_through[partition] = stream_time
         cutoff = expiry_cutoff(stream_time, settings.retention)
         for key, raw in list(days.data.items()):
-            if key.startswith(MARKER) or key[-10:] > cutoff:  # day keys end with their date
+            if key[-10:] > cutoff or is_progress_key(key):  # day keys end with their date
                 continue
             value = orjson.loads(raw)
             if value["p"] == partition and expired(DayCount.from_json(value), stream_time, settings.retention):

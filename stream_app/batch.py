@@ -8,7 +8,17 @@ import orjson
 
 from stream_app.output import Output
 
-MARKER = "__"  # prefix of the per-partition progress keys in the `days` table
+PROGRESS = "__progress__|"
+
+
+def progress_key(partition: int) -> str:
+    """The `days` key of a partition's progress: {"o": the next offset to count, "t": its stream time}."""
+    return f"{PROGRESS}{partition}"
+
+
+def is_progress_key(key: str) -> bool:
+    """Day keys end with `|YYYY-MM-DD`, so even a user id that starts like one is not taken for it."""
+    return key.startswith(PROGRESS) and key[len(PROGRESS):].isdigit()
 
 
 def encode_value(value: Any) -> bytes:
@@ -42,9 +52,9 @@ class Batch:
         """Write the staged keys to the table and queue them on `output` (its `wait` says when
         the broker has them)."""
         topic = self.table.changelog_topic.get_topic_name()
-        # per partition, the progress markers (next offset, stream time) go after the counts: the
-        # producer keeps a partition's order, so a marker is never stored before what it covers
-        staged = sorted(self.staged.items(), key=lambda item: item[0].startswith(MARKER))
+        # per partition, the progress record (next offset, stream time) goes after the counts: the
+        # producer keeps a partition's order, so progress is never stored before what it covers
+        staged = sorted(self.staged.items(), key=lambda item: is_progress_key(item[0]))
         for key, (partition, value) in staged:
             raw = None if value is None else encode_value(value)
             if raw is None:

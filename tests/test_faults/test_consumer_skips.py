@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
-from stream_app.app import progress_key
+from stream_app.batch import progress_key
 from stream_app.reader import TransactionReader
 from tests.e2e.harness import simulate
 from tests.test_faults.helpers import assert_exact, consumed, wait_for

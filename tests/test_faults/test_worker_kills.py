@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from paylimit.kafka import group_lag
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
+from stream_app.batch import PROGRESS
 from tests.e2e.harness import paylimit, simulate
 from tests.test_faults.helpers import assert_exact, wait_for
 
@@ -95,7 +96,7 @@ def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[...,
     for fut in admin.create_topics([NewTopic(changelog, second.partitions, second.replication_factor,
                                              config={"cleanup.policy": "compact"})]).values():
         fut.result()
-    assert _copy_topic(first, f"{first.app_id}-days-changelog", changelog, skip_key=b"__next_offset__") > 0
+    assert _copy_topic(first, f"{first.app_id}-days-changelog", changelog, skip_key=PROGRESS.encode()) > 0
     pipeline = Pipeline(second)
     pipeline.start()
     try:

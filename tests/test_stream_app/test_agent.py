@@ -12,7 +12,8 @@ import pytest
 from faust.topics import Topic
 
 from paylimit.settings import get_settings
-from stream_app.app import build_app, progress_key
+from stream_app.app import build_app
+from stream_app.batch import progress_key
 from stream_app.output import Output
 from stream_app.reader import TransactionReader
 

@@ -1,4 +1,4 @@
-"""The worker's table values in memory: each costs about its JSON size (the 100k-users memory budget)."""
+"""The worker's table values in memory (each costs about its JSON size: the 100k-users memory budget) and keys."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import tracemalloc
 
 import orjson
 
-from stream_app.batch import encode_value
-from stream_app.counting import DayCount
+from stream_app.batch import encode_value, is_progress_key, progress_key
+from stream_app.counting import DayCount, day_key
 
 
 def test_a_day_value_costs_about_its_json_size() -> None:
@@ -23,3 +23,9 @@ def test_a_day_value_costs_about_its_json_size() -> None:
         tracemalloc.stop()
     assert orjson.loads(kept[0]) == day.to_json()
     assert per_value < size + 100, (per_value, size)  # bytes object header and list slot, not a 4 KB buffer
+
+
+def test_a_user_id_like_a_progress_key_is_still_a_day() -> None:
+    assert is_progress_key(progress_key(4))
+    assert not is_progress_key(day_key("__progress__", "2026-03-10"))
+    assert not is_progress_key(day_key("__progress__|7", "2026-03-10"))
