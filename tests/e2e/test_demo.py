@@ -53,23 +53,34 @@ def start_demo(home: Path, *args: str) -> tuple[subprocess.Popen, Path]:
 SERVICES = ("kafka.Kafka", "redis-server", "paylimit worker", "paylimit notifier", "paylimit dashboard")
 
 
-Seen = dict[int, tuple[psutil.Process, str]]  # pid -> (process, command line when first seen)
+Seen = dict[int, tuple[psutil.Process, str]]  # pid -> (process, the first command line naming a service)
 
 
 def started_by(proc: subprocess.Popen, seen: Seen) -> Seen:
     """Add the demo's live descendants to `seen`. Redis rewrites its process title and environment,
-    so only parentage tells it was started for this demo."""
+    so only parentage tells it was started for this demo; a child caught between fork and exec
+    still shows the demo's own command line, so it is looked at again until it names a service."""
     try:
         children = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return seen
     for child in children:
-        if child.pid not in seen:
+        if child.pid not in seen or not any(s in seen[child.pid][1] for s in SERVICES):
             try:
                 seen[child.pid] = (child, " ".join(child.cmdline()))
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue  # a short-lived helper (the storage format, say) that is already gone
     return seen
+
+
+def wait_for_text(output: Path, text: str, proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether `text` appears in the output within `timeout` seconds (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if text in output.read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return text in output.read_text(errors="replace") or proc.poll() is not None
 
 
 def kinds(seen: Seen) -> set[str]:
@@ -138,7 +149,10 @@ def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
         else:
             pytest.fail(f"the demo's services never all ran with a ready worker (saw {sorted(kinds(seen))})")
         time.sleep(5)
-        proc.send_signal(signal.SIGINT)
+        for _ in range(10):  # as a person would, Ctrl-C again if the first one shows nothing
+            proc.send_signal(signal.SIGINT)
+            if wait_for_text(output, "interrupted: stopping everything", proc, timeout=3):
+                break
         proc.wait(timeout=120)
     finally:
         kill_if_running(proc, seen)
