@@ -57,7 +57,7 @@ class TransactionReader:
     def assign(self, offsets: dict[int, int]) -> None:
         """Stream these partitions from these offsets (replacing any earlier assignment)."""
         if self._stream is None:
-            self._stream = self._consumer(1024)
+            self._stream = self._consumer(2048)
         try:
             self._stream.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
         except KafkaException as exc:
