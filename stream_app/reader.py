@@ -97,12 +97,6 @@ class TransactionReader:
         except KafkaException as exc:
             raise InfraError(f"{self.topic}[{partition}]: no committed or earliest offset: {exc}") from None
 
-    def end_offset(self, partition: int) -> int:
-        try:
-            return self._stretch_consumer().get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)[1]
-        except KafkaException as exc:
-            raise InfraError(f"{self.topic}[{partition}]: no end offset: {exc}") from None
-
     def read(self, partition: int, start: int, end: int, timeout: float = 30.0) -> list[Record]:
         """Records [start, end) of one partition, in offset order."""
         consumer = self._stretch_consumer()
@@ -123,8 +117,3 @@ class TransactionReader:
                     return records
         finally:
             consumer.unassign()
-
-    def close(self) -> None:
-        for consumer in (self._stream, self._stretches):
-            if consumer is not None:
-                consumer.close()

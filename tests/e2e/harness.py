@@ -42,6 +42,12 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """Partition -> (low, high) watermark offsets of every partition of `topic`."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+
+
 def dead_letters(settings: Settings) -> list[DeadLetter]:
     """Every record on the dead-letter topic, read from the start to its end."""
     consumer = Consumer(settings.kafka_client_config(**{"group.id": f"{settings.app_id}-dlq-reader",
@@ -49,12 +55,7 @@ def dead_letters(settings: Settings) -> list[DeadLetter]:
     try:
         topic = settings.topic_dlq
         out: list[DeadLetter] = []
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
+        ends = {p: high for p, (low, high) in watermarks(consumer, topic).items() if high > low}
         consumer.assign([TopicPartition(topic, p, 0) for p in ends])
         while ends:
             msg = consumer.poll(10)

@@ -19,19 +19,18 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from stream_app.batch import progress_key
-from stream_app.reader import TransactionReader
-from tests.e2e.harness import simulate
+from tests.e2e.harness import simulate, watermarks
 from tests.test_faults.helpers import assert_exact, consumed, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
 def _ends(settings: Settings) -> dict[int, int]:
-    reader = TransactionReader(settings)
+    consumer = Consumer(settings.kafka_client_config(**{"group.id": f"{settings.app_id}-ends"}))
     try:
-        return {p: reader.end_offset(p) for p in range(settings.partitions)}
+        return {p: high for p, (_, high) in watermarks(consumer, settings.topic_transactions).items()}
     finally:
-        reader.close()
+        consumer.close()
 
 
 def _state_at_zero(settings: Settings) -> None:

@@ -23,7 +23,7 @@ from paylimit.kafka import group_lag
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from stream_app.batch import PROGRESS
-from tests.e2e.harness import paylimit, simulate
+from tests.e2e.harness import paylimit, simulate, watermarks
 from tests.test_faults.helpers import assert_exact, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -54,8 +54,7 @@ def _copy_topic(source: Settings, topic_from: str, topic_to: str, skip_key: byte
     producer = Producer(source.kafka_client_config(**{"enable.idempotence": True, "acks": "all"}))
     copied = 0
     try:
-        for p in consumer.list_topics(topic_from, timeout=10).topics[topic_from].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic_from, p), timeout=10)
+        for p, (low, high) in watermarks(consumer, topic_from).items():
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic_from, p, low)])
