@@ -68,8 +68,15 @@ class TransactionReader:
         `max_records`, waiting at most `timeout` seconds for the first."""
         if self._stream is None:
             return []
+        stream = self._stream
         try:
-            messages = self._stream.consume(max_records, timeout)
+            # what the last fetches brought, at once; else the first record to arrive and what
+            # came with it (`consume` alone would wait out the timeout for a full batch)
+            messages = stream.consume(max_records, 0)
+            if not messages:
+                first = stream.poll(timeout)
+                messages = [first] + (stream.consume(max_records - 1, 0) if max_records > 1 else []) \
+                    if first is not None else []
         except KafkaException as exc:
             raise InfraError(f"cannot read {self.topic}: {exc}") from None
         records = []
