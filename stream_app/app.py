@@ -1,7 +1,8 @@
 """`build_app(settings)`: the faust app with its topics, tables, the counting path and the views.
 
 faust assigns the worker its partitions and keeps its state (the `days` table, its changelog,
-the web views); the records themselves are read by `stream_app.reader` in batches (at most
+the web views; the table is restored after an assignment by `stream_app.restore`, in bulk, before
+faust's own recovery reads what is left); the records themselves are read by `stream_app.reader` in batches (at most
 `batch_max`, waiting at most `batch_window`), and the counting only calls the pure functions
 (validation, local day, counting, alerts). What makes a crash at any moment safe is where
 progress lives and the order of the side effects:
@@ -45,6 +46,7 @@ from stream_app.localday import local_day
 from stream_app.metrics import Metrics
 from stream_app.output import Output
 from stream_app.reader import Record, TransactionReader
+from stream_app.restore import STORE_URL
 from stream_app.validation import validate
 from stream_app.views import register_views
 
@@ -100,7 +102,8 @@ def build_app(settings: Settings) -> faust.App:
     transactions = app.topic(settings.topic_transactions, partitions=settings.partitions, key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw")
     # values are the JSON bytes themselves, in memory and in the changelog (see Batch)
-    days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes)
+    days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes,
+                     store=STORE_URL, options={"settings": settings})  # restored in bulk (stream_app.restore)
     cast(Any, days).value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
     limits = limits_table(app)
     metrics = Metrics()

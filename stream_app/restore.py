@@ -1,0 +1,124 @@
+"""`BulkRestoredStore`: the `days` table's store, faust's in-memory store restored in bulk.
+
+faust restores a memory table by reading its changelog record by record through its own consumer
+and recovery loop, about 5,000 records a second here: most of a restart's time after a kill -9,
+and minutes for a day's state of 100,000 users. This store reads its table's active changelog
+partitions itself when partitions are assigned, with a confluent-kafka consumer, up to the end
+each had then, before faust's recovery starts; `persisted_offset` then tells faust's recovery how
+far each partition is restored (faust's store API for stores that keep state), so faust reads only
+what came after. A partition this worker keeps across a rebalance is read on from where it was;
+one it loses is read from the start when it comes back.
+
+Keys and values go in as `Batch` writes them (the key's JSON string, the value's JSON bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Mapping, Set, cast
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from faust.stores import STORES, memory
+from faust.types import TP
+
+from paylimit.errors import InfraError
+from paylimit.settings import Settings
+
+
+Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
+
+
+def read_changelog(settings: Settings, topic: str, starts: dict[int, int],
+                   timeout: float = 60.0) -> tuple[list[Change], dict[int, int]]:
+    """The records of partitions of `topic` from `starts` (an offset, or OFFSET_BEGINNING) to the
+    end each has now, in offset order per partition, and each partition's last offset read
+    (absent: nothing to read)."""
+    consumer = Consumer(settings.kafka_client_config(**{
+        "group.id": f"{settings.app_id}-restore", "enable.auto.commit": False,
+        "enable.auto.offset.store": False, "enable.partition.eof": True}))
+    changes: list[Change] = []
+    last: dict[int, int] = {}
+    try:
+        pending = {}
+        for partition, start in starts.items():
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            if high > max(low, start):
+                pending[partition] = high
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in pending])
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise InfraError(f"timed out restoring {topic} partitions {sorted(pending)}")
+            messages = consumer.consume(10_000, 0.05)  # returns when full or after the 0.05 s
+            for msg in messages:
+                partition = msg.partition() or 0
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF and (msg.offset() or 0) >= pending.get(partition, 0):
+                        pending.pop(partition, None)  # at the end it had (one past a compacted-away tail)
+                        continue
+                    if error.fatal():
+                        raise InfraError(f"cannot restore {topic}[{partition}]: {error}")
+                    continue
+                offset = msg.offset() or 0
+                if partition not in pending or offset >= pending[partition]:
+                    pending.pop(partition, None)  # past the end it had: faust's recovery reads the rest
+                    continue
+                changes.append((partition, msg.key(), msg.value()))
+                last[partition] = offset
+                if offset == pending[partition] - 1:
+                    pending.pop(partition)
+        return changes, last
+    except KafkaException as exc:
+        raise InfraError(f"cannot restore {topic}: {exc}") from None
+    finally:
+        consumer.close()
+
+
+class BulkRestoredStore(memory.Store):
+    """faust's memory store, restored with `read_changelog` on every assignment; the table's
+    `options` carry the settings (`{"settings": Settings}`)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._restored: dict[TP, int] = {}  # active changelog partition -> last offset in memory
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        return self._restored.get(tp)
+
+    def _apply(self, changes: list[Change]) -> None:
+        data, partitions = self.data, self._key_partition
+        for partition, key, value in changes:
+            if key is None:
+                continue
+            name = orjson.loads(key)
+            if value is None:
+                data.pop(name, None)
+                partitions.pop(name, None)
+            else:
+                data[name] = value
+                partitions[name] = partition
+
+    async def on_rebalance(self, assigned: Set[TP], revoked: Set[TP], newly_assigned: Set[TP],
+                           generation_id: int = 0) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        topic = self.table.changelog_topic.get_topic_name()
+        actives = {tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        for tp in set(self._restored) - actives:
+            del self._restored[tp]  # read again from the start if it comes back
+        starts = {tp.partition: self._restored[tp] + 1 if tp in self._restored else OFFSET_BEGINNING
+                  for tp in actives}
+        settings = cast(Mapping[str, Any], self.options)["settings"]
+        # read off the event loop, applied on it (the web views read the same dict)
+        changes, last = await asyncio.get_running_loop().run_in_executor(
+            None, read_changelog, settings, topic, starts)
+        self._apply(changes)
+        for partition, offset in last.items():
+            self._restored[TP(topic, partition)] = offset
+
+
+#: the store URL of a table restored in bulk: faust picks a table's store class by its URL scheme
+STORE_URL = "paylimit://memory"  # a URL with no host or path is falsy: faust would use its default store
+STORES.aliases["paylimit"] = f"{__name__}:BulkRestoredStore"

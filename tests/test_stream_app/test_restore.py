@@ -1,0 +1,53 @@
+"""The `days` table's bulk restore, on the real broker: what it reads and where it stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, cast
+
+import orjson
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Producer
+from faust.types import TP
+
+from paylimit.settings import Settings, get_settings
+from stream_app.app import build_app
+from stream_app.restore import BulkRestoredStore, read_changelog
+
+pytestmark = pytest.mark.integration
+
+
+def _write(settings: Settings, topic: str, records: list[tuple[int, str, bytes | None]]) -> None:
+    producer = Producer(settings.kafka_client_config(**{"acks": "all"}))
+    for partition, key, value in records:
+        producer.produce(topic, value, orjson.dumps(key), partition=partition)
+    assert producer.flush(30) == 0
+
+
+def test_reads_each_partition_to_its_end_in_order(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(partitions=3)
+    topic = settings.topic_transactions  # any topic with partitions will do
+    _write(settings, topic, [(0, "a|2026-12-01", b'{"n":1}'), (0, "a|2026-12-01", b'{"n":2}'),
+                             (1, "b|2026-12-01", b'{"n":1}'), (1, "b|2026-12-01", None)])
+    changes, last = read_changelog(settings, topic, {0: OFFSET_BEGINNING, 1: OFFSET_BEGINNING, 2: OFFSET_BEGINNING})
+    # each partition's records in offset order (the partitions interleave as they are fetched)
+    assert [c for c in changes if c[0] == 0] == [(0, b'"a|2026-12-01"', b'{"n":1}'), (0, b'"a|2026-12-01"', b'{"n":2}')]
+    assert [c for c in changes if c[0] == 1] == [(1, b'"b|2026-12-01"', b'{"n":1}'), (1, b'"b|2026-12-01"', None)]
+    assert len(changes) == 4
+    assert last == {0: 1, 1: 1}  # partition 2 is empty: nothing read, no offset
+
+
+def test_reads_on_from_an_offset_and_nothing_past_the_end(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(partitions=1)
+    topic = settings.topic_transactions
+    _write(settings, topic, [(0, f"k{i}", b"1") for i in range(5)])
+    changes, last = read_changelog(settings, topic, {0: 3})
+    assert [c[1] for c in changes] == [b'"k3"', b'"k4"'] and last == {0: 4}
+    assert read_changelog(settings, topic, {0: 5}) == ([], {})
+
+
+def test_the_days_table_is_restored_in_bulk(tmp_path: Path) -> None:
+    settings = get_settings(kafka_bootstrap_servers="localhost:1", home=tmp_path)
+    store = cast(Any, build_app(settings).tables["days"]).data
+    assert isinstance(store, BulkRestoredStore)
+    assert store.persisted_offset(TP(f"{settings.app_id}-days-changelog", 0)) is None  # nothing restored yet
