@@ -1,10 +1,10 @@
 """`build_app(settings)`: the faust app with its topics, tables, the counting path and the views.
 
 faust assigns the worker its partitions and keeps its state (the `days` table, its changelog,
-the web views; the table is restored after an assignment by `stream_app.restore`, in bulk, before
-faust's own recovery reads what is left); the records themselves are read by `stream_app.reader` in batches (at most
-`batch_max`, waiting at most `batch_window`), and the counting only calls the pure functions
-(validation, local day, counting, alerts). What makes a crash at any moment safe is where
+the web views; after an assignment `stream_app.restore` restores the table in bulk before faust's
+own recovery reads what is left); the records themselves are read by `stream_app.reader` in
+batches (at most `batch_max`, waiting at most `batch_window`), and the counting only calls the pure
+functions (validation, local day, counting, alerts). What makes a crash at any moment safe is where
 progress lives and the order of the side effects:
   * Progress is state: the `days` table holds, per source partition, the next offset to
     process, written with the counts and the stream time, last, in the same changelog
@@ -103,7 +103,9 @@ def build_app(settings: Settings) -> faust.App:
                              value_type=bytes, key_serializer="raw", value_serializer="raw")
     # values are the JSON bytes themselves, in memory and in the changelog (see Batch)
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes,
-                     store=STORE_URL, options={"settings": settings})  # restored in bulk (stream_app.restore)
+                     store=STORE_URL, options={"settings": settings},  # restored in bulk (stream_app.restore)
+                     # faust's changelog is compacted; without closed segments it never is
+                     extra_topic_configs={"segment.ms": int(settings.changelog_segment.total_seconds() * 1000)})
     cast(Any, days).value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
     limits = limits_table(app)
     metrics = Metrics()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, cast
 
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
 from faust.types import TP
 
+from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings, get_settings
 from stream_app.app import build_app
 from stream_app.restore import BulkRestoredStore, read_changelog
+from tests.test_faults.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +55,19 @@ def test_the_days_table_is_restored_in_bulk(tmp_path: Path) -> None:
     store = cast(Any, build_app(settings).tables["days"]).data
     assert isinstance(store, BulkRestoredStore)
     assert store.persisted_offset(TP(f"{settings.app_id}-days-changelog", 0)) is None  # nothing restored yet
+
+
+def test_the_worker_creates_its_changelog_with_closed_segments(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(changelog_segment=timedelta(seconds=30))
+    pipeline = Pipeline(settings)
+    worker = pipeline.add_worker()
+    try:
+        wait_for(lambda: worker.log.exists() and "Worker]: Ready" in worker.log.read_text(errors="replace"), 120,
+                 "the worker to be ready")
+        admin = AdminClient(settings.kafka_client_config())
+        resource = ConfigResource(ConfigResource.Type.TOPIC, f"{settings.app_id}-days-changelog")
+        config = admin.describe_configs([resource])[resource].result(timeout=30)
+        assert config["cleanup.policy"].value == "compact"
+        assert config["segment.ms"].value == "30000"
+    finally:
+        pipeline.stop()
