@@ -79,8 +79,7 @@ class PacedProducer:
         self.failed += 1
         self._error = err.str()
 
-    def _send(self, producer: Producer, topic: str, transaction: tuple[str, str, bytes]) -> None:
-        _tx_id, user, value = transaction
+    def _send(self, producer: Producer, topic: str, user: str, value: bytes) -> None:
         while True:
             try:
                 producer.produce(topic, value, user.encode())
@@ -94,7 +93,8 @@ class PacedProducer:
         topic = self.settings.topic_transactions
         # the clock starts once the producer is connected (metadata, idempotent producer id): the
         # first record is sent and acknowledged before it, outside the rate and the latencies
-        self._send(producer, topic, self._next())
+        _tx_id, user, value = self._next()
+        self._send(producer, topic, user, value)
         producer.flush(30)
         began = time.monotonic()
         while not self._stop.is_set():
@@ -106,7 +106,7 @@ class PacedProducer:
             while self.sent < due:
                 tx_id, user, value = self._next()
                 self.produced_at[tx_id] = time.time()
-                self._send(producer, topic, (tx_id, user, value))
+                self._send(producer, topic, user, value)
             self.on_progress(max(burst, 0))
             producer.poll(0)  # serves failure reports
             time.sleep(0.001)
