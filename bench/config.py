@@ -22,7 +22,7 @@ class BenchConfig:
     catchup_timeout: float = 180.0  # a catch-up still running then is reported from its progress
     peer_timeout: float = 180.0
     recovery_rate: int = 1000
-    kill_after: float = 8.0  # seconds of steady processing before the kill -9
+    kill_after: float = 30.0  # seconds of steady processing before the kill -9: the state a restart restores
     recovery_timeout: float = 60.0
     drain_timeout: float = 90.0
     peer: bool = True

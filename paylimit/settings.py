@@ -58,9 +58,10 @@ class Settings(BaseSettings):
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
     batch_window: float = Field(0.01, gt=0, description="Seconds the worker waits to fill a batch (bounds alert latency)")
     commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits")
-    changelog_segment: timedelta = Field(timedelta(minutes=1), description="How long the state's changelog "
+    changelog_segment: timedelta = Field(timedelta(minutes=10), description="How long the state's changelog "
                                          "writes one segment: the broker compacts closed segments only, so this "
-                                         "bounds what a restart restores beyond the live keys")
+                                         "bounds what a restart restores beyond the live keys; each compaction "
+                                         "costs the broker a pass over the log")
     session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead worker's or notifier's partitions "
                                    "go to another member (6 is the broker's minimum)")
     webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
