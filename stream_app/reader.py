@@ -75,8 +75,8 @@ class TransactionReader:
             messages = stream.consume(max_records, 0)
             if not messages:
                 first = stream.poll(timeout)
-                messages = [first] + (stream.consume(max_records - 1, 0) if max_records > 1 else []) \
-                    if first is not None else []
+                if first is not None:
+                    messages = [first, *stream.consume(max_records - 1, 0)] if max_records > 1 else [first]
         except KafkaException as exc:
             raise InfraError(f"cannot read {self.topic}: {exc}") from None
         records = []

@@ -1,8 +1,8 @@
 """`BulkRestoredStore`: the `days` table's store, faust's in-memory store restored in bulk.
 
 faust restores a memory table by reading its changelog record by record through its own consumer
-and recovery loop, about 5,000 records a second here: most of a restart's time after a kill -9,
-and minutes for a day's state of 100,000 users. This store reads its table's active changelog
+and recovery loop, about 5,000 records a second here: 23 s of a restart after a minute at 1,000
+tx/s (this store: under a second), and more the longer the worker ran. This store reads its table's active changelog
 partitions itself when partitions are assigned, with a confluent-kafka consumer, up to the end
 each had then, before faust's recovery starts; `persisted_offset` then tells faust's recovery how
 far each partition is restored (faust's store API for stores that keep state), so faust reads only
