@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from paylimit.contracts import DeadLetter
 from paylimit.settings import Settings
@@ -40,6 +40,14 @@ def verify(settings: Settings, expected: Path) -> dict[str, Any]:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[int, bytes | None, bytes | None]]) -> None:
+    """(partition, key, value) records onto `topic`, acknowledged when this returns."""
+    producer = Producer(settings.kafka_client_config(**{"acks": "all"}))
+    for partition, key, value in records:
+        producer.produce(topic, value, key, partition=partition)
+    assert producer.flush(30) == 0
 
 
 def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:

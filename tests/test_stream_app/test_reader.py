@@ -6,24 +6,17 @@ import time
 from typing import Callable
 
 import pytest
-from confluent_kafka import Producer
 
 from paylimit.settings import Settings
 from stream_app.reader import TransactionReader
+from tests.e2e.harness import produce
 
 pytestmark = pytest.mark.integration
 
 
-def _produce(settings: Settings, values: list[bytes], partition: int = 0) -> None:
-    producer = Producer(settings.kafka_client_config(**{"acks": "all"}))
-    for value in values:
-        producer.produce(settings.topic_transactions, value, partition=partition)
-    assert producer.flush(30) == 0
-
-
 def test_poll_hands_over_what_arrived_without_waiting_for_a_full_batch(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(partitions=2)
-    _produce(settings, [b"a", b"b", b"c"])
+    produce(settings, settings.topic_transactions, [(0, None, v) for v in (b"a", b"b", b"c")])
     reader = TransactionReader(settings)
     reader.assign({0: 1, 1: 0})  # from offset 1 of partition 0: "a" is already counted
     began = time.monotonic()
@@ -36,7 +29,7 @@ def test_poll_hands_over_what_arrived_without_waiting_for_a_full_batch(make_sett
 
 def test_poll_returns_at_most_max_records_in_offset_order(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(partitions=1)
-    _produce(settings, [str(i).encode() for i in range(25)])
+    produce(settings, settings.topic_transactions, [(0, None, str(i).encode()) for i in range(25)])
     reader = TransactionReader(settings)
     reader.assign({0: 0})
     seen: list[int] = []

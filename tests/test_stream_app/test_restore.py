@@ -8,7 +8,7 @@ from typing import Any, Callable, cast
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Producer
+from confluent_kafka import OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, ConfigResource
 from faust.types import TP
 
@@ -16,16 +16,14 @@ from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings, get_settings
 from stream_app.app import build_app
 from stream_app.restore import BulkRestoredStore, read_changelog
+from tests.e2e.harness import produce
 from tests.test_faults.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def _write(settings: Settings, topic: str, records: list[tuple[int, str, bytes | None]]) -> None:
-    producer = Producer(settings.kafka_client_config(**{"acks": "all"}))
-    for partition, key, value in records:
-        producer.produce(topic, value, orjson.dumps(key), partition=partition)
-    assert producer.flush(30) == 0
+    produce(settings, topic, [(partition, orjson.dumps(key), value) for partition, key, value in records])
 
 
 def test_reads_each_partition_to_its_end_in_order(make_settings: Callable[..., Settings]) -> None:
