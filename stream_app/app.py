@@ -315,5 +315,5 @@ def build_app(settings: Settings) -> faust.App:
     async def report() -> None:
         log.info("records %s", metrics.line())
 
-    register_views(app, settings, days, limits, metrics)
+    register_views(app, settings, days, limits, metrics, ready)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import faust
 import orjson
@@ -46,10 +46,14 @@ def usage(days: Any, limit: int, user_id: str, now: datetime, zone: str | None, 
     }
 
 
-def register_views(app: faust.App, settings: Settings, days: Any, limits: Any, metrics: Metrics) -> None:
+def register_views(app: faust.App, settings: Settings, days: Any, limits: Any, metrics: Metrics,
+                   ready: Callable[[], bool]) -> None:
     @app.page("/users/{user_id}/usage")
     @app.table_route(table=days, match_info="user_id")
     async def user_usage(view: View, request: Request, user_id: str) -> Response:
+        if not ready():  # before its state is restored the worker would answer a count of 0
+            return view.json({"error": "the worker's state is being restored (a start or a rebalance); "
+                                       "ask again shortly"}, status=503)
         zone = request.query.get("timezone")
         if zone is not None and zone not in TIMEZONES:
             return view.json({"error": f"unknown time zone {zone!r}"}, status=400)
