@@ -4,8 +4,9 @@ of rates, lag and alert latency, the latest notifications, and today's usage of 
 Top users: the worker has no "list users" view (and the dashboard adds none to another service),
 so the users come from what the dashboard can see: the (user, local day) pairs of the succeeded
 transactions on the topic (last 48 h) and the notified users. Their counts come from the worker's
-usage view (`?date=`), asked again whenever a pair has a new transaction (and at least every
-`STALE_S`), at most `USAGE_PER_TICK` a second. The panels show one day: the one picked on the
+usage view (`?date=`), asked again whenever a pair has a new transaction, a few times more in the
+seconds after it (`RECHECK_AFTER`: the workers may not have counted it yet), and at least every
+`STALE_S`; at most `USAGE_PER_TICK` a second. The panels show one day: the one picked on the
 page, or today, or (replaying past days) the latest day seen.
 """
 
@@ -30,6 +31,9 @@ from paylimit.settings import Settings
 HISTORY = 120  # samples, one a second
 USAGE_PER_TICK = 50
 STALE_S = 30.0
+#: a pair with a new transaction is asked again this many seconds after each ask: the first answer
+#: may come before the workers counted the transaction (a worker still starting, or behind)
+RECHECK_AFTER = (1.0, 1.0, 2.0, 4.0, 8.0)
 SOURCE_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, redis.RedisError, KafkaException, OSError, ValueError)
 
 
@@ -53,6 +57,7 @@ class Collector:
         self.notifications: deque[dict[str, Any]] = deque(maxlen=500)
         self.usage: dict[UserDay, tuple[float, dict[str, Any]]] = {}
         self.pending: set[UserDay] = set()  # pairs whose usage changed since it was last asked for
+        self.recheck: dict[UserDay, tuple[float, int]] = {}  # pair -> (when to ask again, re-asks so far)
         self.metrics: dict[str, Any] = {}
         self.offsets: Offsets | None = None
         self._prev_in: tuple[float, int] | None = None
@@ -119,10 +124,21 @@ class Collector:
             self.series[key].append(value)
 
     def _wanted_users(self) -> list[UserDay]:
+        now = time.monotonic()
         wanted = sorted(self.pending | self.active.take_dirty())
         due, self.pending = wanted[:USAGE_PER_TICK], set(wanted[USAGE_PER_TICK:])
-        now = time.monotonic()
-        stale = sorted((t, u) for u, (t, _) in self.usage.items() if now - t > STALE_S and u not in self.pending)
+        for pair in due:
+            self.recheck[pair] = (now + RECHECK_AFTER[0], 0)
+        again = sorted((t, u) for u, (t, _) in self.recheck.items() if t <= now and u not in self.pending)
+        for _, pair in again[:max(0, USAGE_PER_TICK - len(due))]:
+            done = self.recheck[pair][1] + 1
+            if done < len(RECHECK_AFTER):
+                self.recheck[pair] = (now + RECHECK_AFTER[done], done)
+            else:
+                del self.recheck[pair]
+            due.append(pair)
+        stale = sorted((t, u) for u, (t, _) in self.usage.items()
+                       if now - t > STALE_S and u not in self.pending and u not in self.recheck)
         return due + [u for _, u in stale][:max(0, USAGE_PER_TICK - len(due))]
 
     async def _refresh_usage(self) -> None:
