@@ -14,12 +14,12 @@ from typing import Callable
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from stream_app.batch import progress_key
-from tests.e2e.harness import simulate, watermarks
+from tests.e2e.harness import produce, simulate, watermarks
 from tests.test_faults.helpers import assert_exact, consumed, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -35,11 +35,8 @@ def _ends(settings: Settings) -> dict[int, int]:
 
 def _state_at_zero(settings: Settings) -> None:
     """The worker's progress markers, in its table's changelog, at offset 0 of every partition."""
-    producer = Producer(settings.kafka_client_config(**{"enable.idempotence": True, "acks": "all"}))
-    for p in range(settings.partitions):
-        producer.produce(f"{settings.app_id}-days-changelog", key=orjson.dumps(progress_key(p)),
-                         value=orjson.dumps({"o": 0, "t": None}), partition=p)
-    assert producer.flush(30) == 0
+    produce(settings, f"{settings.app_id}-days-changelog",
+            [(p, orjson.dumps(progress_key(p)), orjson.dumps({"o": 0, "t": None})) for p in range(settings.partitions)])
 
 
 def _commit(settings: Settings, offsets: dict[int, int]) -> None:
