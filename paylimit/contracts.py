@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, available_timezones
@@ -47,7 +47,19 @@ def _known_timezone(name: str | None) -> str | None:
     return name
 
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=128)]
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _not_before_epoch(at: datetime) -> datetime:
+    # earlier dates are no payment, and near year 1 a local day cannot even be computed
+    if at < EPOCH:
+        raise ValueError("a payment dated before 1970-01-01T00:00:00Z")
+    return at
+
+
+TEXT_MAX = 128
+AMOUNT_BELOW = Decimal("1e15")
+NonEmpty = Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]
 
 
 class Transaction(BaseModel):
@@ -58,10 +70,10 @@ class Transaction(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     transaction_id: NonEmpty
     user_id: NonEmpty
-    amount: Annotated[Decimal, Field(gt=0, lt=Decimal("1e15"), allow_inf_nan=False)]
+    amount: Annotated[Decimal, Field(gt=0, lt=AMOUNT_BELOW, allow_inf_nan=False)]
     currency: Annotated[str, AfterValidator(_known_currency)]
     status: Status
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_not_before_epoch)]
     merchant_id: str | None = None
     category: str | None = None
     timezone: Annotated[str | None, AfterValidator(_known_timezone)] = None
@@ -206,8 +218,8 @@ def _classify(exc: ValidationError) -> InvalidRecord:
     return InvalidRecord(error, f"field {field!r}: {first['msg']}")
 
 
-def decode_transaction(raw: bytes | None, max_bytes: int) -> Transaction:
-    """Parse and validate one raw record, or raise InvalidRecord with the dead-letter class."""
+def load_record(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
+    """A raw record as its JSON object (not yet validated), or InvalidRecord."""
     if raw is None:
         raise InvalidRecord("invalid_json", "record has no value")
     if len(raw) > max_bytes:
@@ -218,10 +230,20 @@ def decode_transaction(raw: bytes | None, max_bytes: int) -> Transaction:
         raise InvalidRecord("invalid_json", f"not valid UTF-8 JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRecord("invalid_json", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def validate_transaction(data: dict[str, Any]) -> Transaction:
+    """A loaded record as a Transaction, or InvalidRecord with the dead-letter class."""
     try:
         return Transaction.model_validate(data)
     except ValidationError as exc:
         raise _classify(exc) from None
+
+
+def decode_transaction(raw: bytes | None, max_bytes: int) -> Transaction:
+    """Parse and validate one raw record, or raise InvalidRecord with the dead-letter class."""
+    return validate_transaction(load_record(raw, max_bytes))
 
 
 def encode(model: BaseModel) -> bytes:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import NamedTuple
 
-from paylimit.contracts import Transaction
+from paylimit.transaction_facts import TransactionFacts
 from stream_app.localday import LocalDay
 
 
@@ -65,7 +65,7 @@ class Decision(NamedTuple):
 
 
 def decide(
-    tx: Transaction,
+    tx: TransactionFacts,
     day: LocalDay,
     current: DayCount | None,
     stream_time: float | None,

@@ -27,10 +27,12 @@ class Output:
                 # retried for as long as the broker is away (a worker waits for it), never dropped
                 "message.timeout.ms": 0,
                 # keyed records land where Java clients (and faust) put them
-                "partitioner": "murmur2_random"}))
+                "partitioner": "murmur2_random",
+                # a Python call per failed record only, not per record (one a record costs the loop)
+                "delivery.report.only.error": True, "on_delivery": self._failed}))
         return self._producer
 
-    def _delivered(self, error: KafkaError | None, msg: Message) -> None:
+    def _failed(self, error: KafkaError | None, msg: Message) -> None:
         if error is not None:
             self.failures.append(f"{msg.topic()}: {error}")
 
@@ -38,7 +40,7 @@ class Output:
         """Queue one record; `wait` says when the broker has it."""
         while True:
             try:
-                self.producer.produce(topic, value, key, partition=partition, on_delivery=self._delivered)
+                self.producer.produce(topic, value, key, partition=partition)
                 return
             except BufferError:  # the producer's queue is full: let it drain
                 self.producer.poll(0.1)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from paylimit.contracts import InvalidRecord, Transaction, decode_transaction
+from paylimit.contracts import InvalidRecord
 from paylimit.settings import Settings
+from paylimit.transaction_facts import TransactionFacts, decode_facts
 
 
-def validate(raw: bytes | None, now: datetime, settings: Settings) -> Transaction:
-    """The record as a Transaction, or InvalidRecord with the dead-letter class."""
-    tx = decode_transaction(raw, settings.max_record_bytes)
+def validate(raw: bytes | None, now: datetime, settings: Settings) -> TransactionFacts:
+    """What counting needs of the record, or InvalidRecord with the dead-letter class."""
+    tx = decode_facts(raw, settings.max_record_bytes)
     if tx.occurred_at > now + settings.max_clock_skew:
         raise InvalidRecord(
             "too_far_in_future",

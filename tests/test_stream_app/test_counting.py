@@ -8,15 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paylimit.contracts import Transaction
+from paylimit.transaction_facts import TransactionFacts
 from stream_app.counting import DayCount, Decision, Outcome, decide, expired, expiry_cutoff
 from stream_app.localday import day_bounds, local_day
 
 RETENTION = timedelta(days=2)
 
 
-def tx(tid: str, at: str, status: str = "succeeded", user: str = "u1") -> Transaction:
-    return Transaction(transaction_id=tid, user_id=user, amount="5", currency="INR", status=status,
-                       occurred_at=datetime.fromisoformat(at))
+def tx(tid: str, at: str, status: str = "succeeded", user: str = "u1") -> TransactionFacts:
+    return TransactionFacts.of(Transaction(transaction_id=tid, user_id=user, amount="5", currency="INR",
+                                           status=status, occurred_at=datetime.fromisoformat(at)))
 
 
 class Day:
@@ -27,7 +28,7 @@ class Day:
         self.stream_time: float | None = None
         self.limit = limit
 
-    def feed(self, t: Transaction, zone: str = "Asia/Kolkata") -> Decision:
+    def feed(self, t: TransactionFacts, zone: str = "Asia/Kolkata") -> Decision:
         day = local_day(t.occurred_at, zone)
         d = decide(t, day, self.days.get(day.key), self.stream_time, self.limit, RETENTION, 0)
         if d.day:
