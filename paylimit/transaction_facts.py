@@ -61,9 +61,10 @@ def _optional_text(value: Any) -> bool:
 
 def canonical_facts(data: dict[str, Any]) -> TransactionFacts | None:
     """The facts of a loaded record in the canonical form, or None: then only the model can say."""
-    tx_id, user, amount, currency, status, at, zone = (
+    fields: tuple[Any, ...] = (
         data.get("transaction_id"), data.get("user_id"), data.get("amount"), data.get("currency"),
         data.get("status"), data.get("occurred_at"), data.get("timezone"))
+    tx_id, user, amount, currency, status, at, zone = fields
     version = data.get("schema_version", 1)
     if not (
         type(version) is int and version == 1
