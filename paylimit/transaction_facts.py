@@ -27,8 +27,6 @@ from paylimit.contracts import (
 )
 
 STATUSES = frozenset(get_args(Status))
-# a positive decimal string under AMOUNT_BELOW (1e15): not all zeros, at most 15 integer digits
-_AMOUNT = re.compile(r"(?!0*(?:\.0*)?\Z)\d{1,15}(?:\.\d+)?\Z", re.ASCII)
 # RFC 3339 with an offset: the form both pydantic and datetime.fromisoformat read the same way
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\Z", re.ASCII)
 
@@ -55,6 +53,18 @@ def _text(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= TEXT_MAX
 
 
+def _amount(value: Any) -> bool:
+    """A positive amount under AMOUNT_BELOW (1e15): an int, or a string of ASCII digits with at most
+    15 before an optional point and at least one after it, not all zeros."""
+    if type(value) is int:
+        return 0 < value < AMOUNT_BELOW
+    if type(value) is not str or not value.isascii():
+        return False
+    whole, point, fraction = value.partition(".")
+    return (whole.isdigit() and len(whole) <= 15 and (not point or fraction.isdigit())
+            and value.strip("0.") != "")
+
+
 def _optional_text(value: Any) -> bool:
     return value is None or type(value) is str
 
@@ -69,7 +79,7 @@ def canonical_facts(data: dict[str, Any]) -> TransactionFacts | None:
     if not (
         type(version) is int and version == 1
         and _text(tx_id) and _text(user)
-        and (_AMOUNT.match(amount) if type(amount) is str else type(amount) is int and 0 < amount < AMOUNT_BELOW)
+        and _amount(amount)
         and type(currency) is str and currency in CURRENCIES
         and type(status) is str and status in STATUSES
         and (zone is None or type(zone) is str and zone in TIMEZONES)

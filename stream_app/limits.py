@@ -23,7 +23,8 @@ def limits_table(app: faust.App) -> GlobalTableT:
 
 
 def limit_for(table: GlobalTableT, user_id: str, default: int) -> int:
-    raw = cast(Any, table.data).data.get(user_id.encode())  # the memory store's own dict: read once per record
+    overrides = cast(Any, table.data).data  # the memory store's own dict: read once per record
+    raw = overrides.get(user_id.encode()) if overrides else None
     if not raw:
         return default
     try:
