@@ -5,8 +5,9 @@
   holding it): wait for its lease to expire.
 - deliver: the optional webhook POST (header `Idempotency-Key: <alert_id>`), then one line in the
   notifications log (flush + fsync). The log line is the delivery's commit point.
-- confirm: one MULTI/EXEC that sets the key to `delivered` (no expiry) and XADDs the notification
-  to the stream `{app_id}:notifications`, guarded by WATCH so only one confirmer adds it.
+- confirm: one Lua script that sets the key to `delivered` (no expiry) and XADDs the notification
+  to the stream `{app_id}:notifications`, unless the key already says `delivered` (atomic, so only
+  one confirmer adds it).
 
 Crash windows: killed after reserve -> the lease expires and the next attempt delivers. Killed
 after the log append but before confirm -> whoever reserves next finds the alert_id already in
@@ -39,6 +40,13 @@ STREAM_MAXLEN = 1_000_000  # approximate cap of the live-followers stream; the l
 
 # delete the reservation only if it is still ours (a failed attempt hands the alert back at once)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# mark delivered and announce on the stream, once: a script runs atomically, so a racing confirmer
+# finds `delivered` and adds nothing (one round trip, where WATCH/GET/MULTI/EXEC took three)
+_CONFIRM = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[1])
+redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'notification', ARGV[3])
+return 1"""
 
 
 class Outcome(enum.Enum):
@@ -97,6 +105,7 @@ class Delivery:
         self.token = uuid.uuid4().hex  # this notifier instance; one reservation at a time
         self.lease_ms = max(1, int(settings.notifier_lease.total_seconds() * 1000))
         self._release = client.register_script(_RELEASE)
+        self._confirm_script = client.register_script(_CONFIRM)
 
     def deliver(self, alert: LimitAlert) -> Attempt:
         """One attempt at delivering `alert`; Redis/log/webhook errors propagate (the caller retries)."""
@@ -148,19 +157,6 @@ class Delivery:
             log.warning("could not release reservation %s (%s); it expires with its lease", key, exc)
 
     def _confirm(self, key: str, notification: Notification) -> None:
-        """Mark delivered and announce on the stream, once, atomically (WATCH guards a racing confirmer)."""
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    if pipe.get(key) == DELIVERED:
-                        pipe.unwatch()
-                        return
-                    pipe.multi()
-                    pipe.set(key, DELIVERED)
-                    pipe.xadd(stream_key(self.settings), {"notification": encode(notification).decode()},
-                              maxlen=STREAM_MAXLEN, approximate=True)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+        """Mark delivered and announce on the stream, once, atomically."""
+        self._confirm_script(keys=[key, stream_key(self.settings)],
+                             args=[DELIVERED, STREAM_MAXLEN, encode(notification).decode()])

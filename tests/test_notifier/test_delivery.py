@@ -63,6 +63,23 @@ def test_crash_after_append_before_confirm_is_confirmed_without_second_append(
     assert d.deliver(alert).outcome is Outcome.DUPLICATE
 
 
+def test_a_late_confirm_after_a_takeover_adds_nothing(make_settings: Callable[..., Settings]) -> None:
+    """A notifier that appended, then stalled past its lease: the one that took over confirmed
+    first; the late confirm finds `delivered` and leaves the stream alone."""
+    s = make_settings(notifier_lease=timedelta(milliseconds=200))
+    alert = make_alert()
+    r = redis_client(s)
+    slow = Delivery(s, r)
+    assert r.set(alert_key(s, alert.alert_id), slow.token, nx=True, px=slow.lease_ms)
+    logged = notification_of(alert)
+    append_notification(s.notifications_log, logged)
+    time.sleep(0.3)  # stalled past its lease
+    assert Delivery(s, r).deliver(alert).outcome is Outcome.RECOVERED
+    slow._confirm(alert_key(s, alert.alert_id), logged)
+    assert stream_ids(s) == [alert.alert_id]
+    assert read_notifications(s.notifications_log) == [logged]
+
+
 def test_crash_after_reserve_is_delivered_when_the_lease_expires(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(notifier_lease=timedelta(milliseconds=500))
     alert = make_alert()
