@@ -28,6 +28,23 @@ from paylimit.settings import Settings
 
 
 Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
+#: what a partition of a topic just created answers until the client's metadata and the broker
+#: have its leader (faust creates the changelog moments before the first assignment)
+NOT_READY = {KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.NOT_LEADER_FOR_PARTITION,
+             KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """A partition's low and high offsets, asked again while its leader is not there yet."""
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1))
+            return low, high
+        except KafkaException as exc:
+            error = exc.args[0]
+            if time.monotonic() > deadline or not (error.retriable() or error.code() in NOT_READY):
+                raise
+        time.sleep(0.1)
 
 
 def read_changelog(settings: Settings, topic: str, starts: dict[int, int],
@@ -40,14 +57,14 @@ def read_changelog(settings: Settings, topic: str, starts: dict[int, int],
         "enable.auto.offset.store": False, "enable.partition.eof": True}))
     changes: list[Change] = []
     last: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
     try:
         pending = {}
         for partition, start in starts.items():
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
             if high > max(low, start):
                 pending[partition] = high
         consumer.assign([TopicPartition(topic, p, starts[p]) for p in pending])
-        deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
                 raise InfraError(f"timed out restoring {topic} partitions {sorted(pending)}")

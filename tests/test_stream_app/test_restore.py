@@ -9,7 +9,7 @@ from typing import Any, Callable, cast
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from faust.types import TP
 
 from paylimit.runtime.pipeline import Pipeline
@@ -46,6 +46,18 @@ def test_reads_on_from_an_offset_and_nothing_past_the_end(make_settings: Callabl
     changes, last = read_changelog(settings, topic, {0: 3})
     assert [c[1] for c in changes] == [b'"k3"', b'"k4"'] and last == {0: 4}
     assert read_changelog(settings, topic, {0: 5}) == ([], {})
+
+
+def test_a_topic_created_a_moment_ago_is_read_not_refused(make_settings: Callable[..., Settings]) -> None:
+    """faust creates the changelog just before the first assignment: its partitions are unknown to
+    a new client for a moment (the worker crashed on that once)."""
+    settings = make_settings()
+    admin = AdminClient(settings.kafka_client_config())
+    for n in range(3):
+        topic = f"{settings.app_id}-new-{n}"
+        for created in admin.create_topics([NewTopic(topic, 6, 1)]).values():
+            created.result()
+        assert read_changelog(settings, topic, dict.fromkeys(range(6), OFFSET_BEGINNING), timeout=20) == ([], {})
 
 
 def test_the_days_table_is_restored_in_bulk(tmp_path: Path) -> None:
