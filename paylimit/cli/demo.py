@@ -157,6 +157,7 @@ def demo(
         with Live(progress.render(), console=console, refresh_per_second=4) as live:
             sender.start()
             while sender.is_alive() or progress.lag:
+                pipeline.check_running()  # a crashed worker would leave a lag that never drains
                 sent = progress.sent
                 progress.clock = plan.records[min(sent, len(plan.records)) - 1].at if sent else None
                 progress.refresh()

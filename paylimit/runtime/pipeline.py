@@ -110,7 +110,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            self._check_running()
+            self.check_running()
             if self.lags() == (0, 0):
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle and self.lags() == (0, 0):
@@ -120,7 +120,8 @@ class Pipeline:
             time.sleep(0.3)
         raise InfraError(f"the pipeline did not drain within {timeout:.0f}s (lags {self.lags()})")
 
-    def _check_running(self) -> None:
+    def check_running(self) -> None:
+        """InfraError with the tail of its log if no worker, or not the notifier, is running."""
         if self.workers and not any(w.alive for w in self.workers):
             w = self.workers[-1]
             raise InfraError(f"no worker is running; tail of {w.log}:\n{processes.tail(w.log)}")

@@ -106,7 +106,7 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
     proc, output = start_demo(home, "--duration", "15")
     seen: Seen = {}
     try:
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 400  # inside pytest's timeout, so a hang fails with the output
         while proc.poll() is None and time.monotonic() < deadline:
             started_by(proc, seen)
             time.sleep(0.5)
@@ -125,22 +125,25 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
     assert processes_of(home) == [] and still_alive(seen) == []
 
 
+def wait_until_running(proc: subprocess.Popen, output: Path, home: Path, seen: Seen) -> None:
+    """Until every service runs and the worker is ready: events are flowing."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
+        logs = list(home.glob("runs/*/logs/worker-1.log"))
+        if kinds(started_by(proc, seen)) == set(SERVICES) and logs and "Worker]: Ready" in logs[0].read_text(
+                errors="replace"):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the demo's services never all ran with a ready worker (saw {sorted(kinds(seen))})")
+
+
 def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, output = start_demo(home, "--duration", "120")
     seen: Seen = {}
     try:
-        deadline = time.monotonic() + 180
-        # halfway: every service runs and events are flowing
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
-            logs = list(home.glob("runs/*/logs/worker-1.log"))
-            if kinds(started_by(proc, seen)) == set(SERVICES) and logs and "Worker]: Ready" in logs[0].read_text(
-                    errors="replace"):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"the demo's services never all ran with a ready worker (saw {sorted(kinds(seen))})")
+        wait_until_running(proc, output, home, seen)
         time.sleep(5)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
@@ -149,5 +152,23 @@ def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
     out = output.read_text()
     assert proc.returncode == 130, out[-3000:]
     assert "interrupted: stopping everything" in out
+    assert "Traceback" not in out
+    assert processes_of(home) == [] and still_alive(seen) == []
+
+
+def test_a_dead_worker_ends_the_demo_with_its_log_instead_of_a_wait(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, output = start_demo(home, "--duration", "120")
+    seen: Seen = {}
+    try:
+        wait_until_running(proc, output, home, seen)
+        [worker] = [p for p, cmdline in seen.values() if "paylimit worker" in cmdline]
+        worker.kill()
+        proc.wait(timeout=60)  # not the lag that never drains
+    finally:
+        kill_if_running(proc, seen)
+    out = output.read_text()
+    assert proc.returncode == 1, out[-3000:]
+    assert "no worker is running" in out and "worker-1.log" in out
     assert "Traceback" not in out
     assert processes_of(home) == [] and still_alive(seen) == []
