@@ -3,8 +3,8 @@
 Validating every record with the `Transaction` model costs the worker more than all its
 counting (a model instance, a Decimal, three Python validators: ~9 us a record). Almost every
 record is in the canonical form the simulator writes, so `decode_facts` checks that form with a
-few type tests and two anchored regular expressions and hands anything else, valid or not, to the
-model. It accepts only records the model accepts, with the same values (tests/test_transaction_facts.py
+few type and string tests and one anchored regular expression and hands anything else, valid or
+not, to the model. It accepts only records the model accepts, with the same values (tests/test_transaction_facts.py
 compares the two on generated records): the model stays the contract, this only skips building it.
 """
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import psutil
 import pytest
@@ -125,31 +126,36 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
     assert processes_of(home) == [] and still_alive(seen) == []
 
 
-def wait_until_running(proc: subprocess.Popen, output: Path, home: Path, seen: Seen) -> None:
-    """Until every service runs and the worker is ready: events are flowing."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
-        logs = list(home.glob("runs/*/logs/worker-1.log"))
-        if kinds(started_by(proc, seen)) == set(SERVICES) and logs and "Worker]: Ready" in logs[0].read_text(
-                errors="replace"):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"the demo's services never all ran with a ready worker (saw {sorted(kinds(seen))})")
-
-
-def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
+def halfway(tmp_path: Path, act: Callable[[subprocess.Popen, Seen], None]) -> tuple[subprocess.Popen, str, Path, Seen]:
+    """A two-minute demo; once every service runs and the worker is ready (events are flowing),
+    `act` on it and wait for the demo to end. Returns the demo, its output, its home and its processes."""
     home = tmp_path / "home"
     proc, output = start_demo(home, "--duration", "120")
     seen: Seen = {}
     try:
-        wait_until_running(proc, output, home, seen)
-        time.sleep(5)
-        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
+            logs = list(home.glob("runs/*/logs/worker-1.log"))
+            if kinds(started_by(proc, seen)) == set(SERVICES) and logs and "Worker]: Ready" in logs[0].read_text(
+                    errors="replace"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the demo's services never all ran with a ready worker (saw {sorted(kinds(seen))})")
+        act(proc, seen)
         proc.wait(timeout=120)
     finally:
         kill_if_running(proc, seen)
-    out = output.read_text()
+    return proc, output.read_text(), home, seen
+
+
+def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
+    def ctrl_c(proc: subprocess.Popen, _seen: Seen) -> None:
+        time.sleep(5)
+        proc.send_signal(signal.SIGINT)
+
+    proc, out, home, seen = halfway(tmp_path, ctrl_c)
     assert proc.returncode == 130, out[-3000:]
     assert "interrupted: stopping everything" in out
     assert "Traceback" not in out
@@ -157,17 +163,11 @@ def test_ctrl_c_halfway_stops_everything(tmp_path: Path) -> None:
 
 
 def test_a_dead_worker_ends_the_demo_with_its_log_instead_of_a_wait(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    proc, output = start_demo(home, "--duration", "120")
-    seen: Seen = {}
-    try:
-        wait_until_running(proc, output, home, seen)
+    def kill_worker(_proc: subprocess.Popen, seen: Seen) -> None:
         [worker] = [p for p, cmdline in seen.values() if "paylimit worker" in cmdline]
         worker.kill()
-        proc.wait(timeout=60)  # not the lag that never drains
-    finally:
-        kill_if_running(proc, seen)
-    out = output.read_text()
+
+    proc, out, home, seen = halfway(tmp_path, kill_worker)  # ended, not waiting for a lag that never drains
     assert proc.returncode == 1, out[-3000:]
     assert "no worker is running" in out and "worker-1.log" in out
     assert "Traceback" not in out
