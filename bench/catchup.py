@@ -17,7 +17,7 @@ import psutil
 
 from bench.figures import Throughput
 from paylimit.errors import InfraError
-from paylimit.kafka import group_lag
+from paylimit.kafka import LagReader
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 
@@ -52,6 +52,7 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
                 on_progress: Callable[[int], None] = lambda _n: None) -> CatchUp:
     """Start `workers` workers on `settings` (their topic already holds `expected` records) and time them."""
     pipeline = Pipeline(settings)
+    lag = LagReader(settings, settings.app_id, settings.topic_transactions)
     began = time.monotonic()
     try:
         for _ in range(workers):
@@ -65,7 +66,7 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
         while True:
             now = time.monotonic()
             if now >= deadline or (consumed >= expected and now - moved > COMMIT_GRACE):
-                return _partial(pipeline, settings, began, first, moved, consumed, rss_start, consumed_at_rss_start)
+                return _partial(pipeline, lag, began, first, moved, consumed, rss_start, consumed_at_rss_start)
             if not any(w.alive for w in pipeline.workers):
                 w = pipeline.workers[-1]
                 raise InfraError(f"the worker died during the catch-up; see {w.log}")
@@ -78,21 +79,21 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
                     rss_start, consumed_at_rss_start = rss_mb(pipeline.workers[0].pid), consumed
                 on_progress(max(min(consumed, expected) - shown, 0))
                 shown = max(shown, min(consumed, expected))
-            # the lag costs a consumer per look: only near the end, or now and then
+            # a look at the lag costs the broker a few requests: only near the end, or now and then
             if consumed >= expected or now - last_lag_check > 5:
                 last_lag_check = now
-                if group_lag(settings, settings.app_id, settings.topic_transactions) == 0:
+                if lag.lag() == 0:
                     end = time.monotonic()
                     tp = Throughput(expected, end - began, end - (first or began))
                     return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, consumed_at_rss_start)
             time.sleep(POLL)
     finally:
+        lag.close()
         pipeline.stop()
 
 
-def _partial(pipeline: Pipeline, settings: Settings, began: float, first: float | None, moved: float,
+def _partial(pipeline: Pipeline, lag: LagReader, began: float, first: float | None, moved: float,
              consumed: int, rss_start: float, consumed_at_rss_start: int) -> CatchUp:
     """A catch-up that did not reach lag 0 in time: its rate up to the last record it processed."""
     tp = Throughput(consumed, moved - began, moved - (first or began), complete=False)
-    lag = group_lag(settings, settings.app_id, settings.topic_transactions)
-    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, consumed_at_rss_start, lag)
+    return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, consumed_at_rss_start, lag.lag())

@@ -14,7 +14,7 @@ from typing import Callable
 
 from bench.paced import PacedProducer
 from paylimit.errors import InfraError
-from paylimit.kafka import group_lag
+from paylimit.kafka import LagReader
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 
@@ -23,10 +23,6 @@ POLL = 0.1
 
 def _consumed(pipeline: Pipeline) -> int:
     return int(pipeline.worker_metrics().get("consumed", 0))
-
-
-def _lag(settings: Settings) -> int:
-    return group_lag(settings, settings.app_id, settings.topic_transactions)
 
 
 def _wait_until(condition: Callable[[], bool], since: float, timeout: float, what: str) -> float:
@@ -41,6 +37,7 @@ def _wait_until(condition: Callable[[], bool], since: float, timeout: float, wha
 def run_recovery(settings: Settings, rate: int, users: int, kill_after: float, timeout: float) -> dict:
     """Worker + paced producer; kill -9 the worker after `kill_after` s of processing; restart; time it."""
     pipeline = Pipeline(settings)
+    lag = LagReader(settings, settings.app_id, settings.topic_transactions)
     producer = PacedProducer(settings, rate, 3600.0, users, 0.05, "recovery", seed=3)
     sender = threading.Thread(target=producer.run, daemon=True)
     worker = pipeline.add_worker()
@@ -50,7 +47,7 @@ def run_recovery(settings: Settings, rate: int, users: int, kill_after: float, t
         lags: list[int] = []
         until = time.monotonic() + kill_after
         while time.monotonic() < until:
-            lags.append(_lag(settings))
+            lags.append(lag.lag())
             time.sleep(0.5)
         normal_lag = max(max(lags[-6:], default=0), rate)
         processed_before = _consumed(pipeline)
@@ -59,7 +56,7 @@ def run_recovery(settings: Settings, rate: int, users: int, kill_after: float, t
         worker.restart()
         to_first = _wait_until(lambda: _consumed(pipeline) > 0, restarted, timeout, "the first record after restart")
         try:
-            to_caught_up: float | None = _wait_until(lambda: _lag(settings) <= normal_lag, restarted, timeout,
+            to_caught_up: float | None = _wait_until(lambda: lag.lag() <= normal_lag, restarted, timeout,
                                                      "catching up after restart")
         except InfraError:
             to_caught_up = None  # processing resumed but the lag did not come back: reported with the lag left
@@ -70,9 +67,10 @@ def run_recovery(settings: Settings, rate: int, users: int, kill_after: float, t
             "to_first_record_s": round(to_first, 2),
             "to_caught_up_s": round(to_caught_up, 2) if to_caught_up is not None else None,
             "caught_up": to_caught_up is not None,
-            "lag_at_end": _lag(settings),
+            "lag_at_end": lag.lag(),
         }
     finally:
         producer.stop()
         sender.join(timeout=70)
+        lag.close()
         pipeline.stop()

@@ -10,10 +10,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
 
-_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-              KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
-              KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
-              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+#: errors that pass: a topic created a moment ago (its partitions unknown to the client, or
+#: without a leader yet), a coordinator moving or loading, a connection being made again
+TRANSIENT = {KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.NOT_LEADER_FOR_PARTITION,
+             KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT,
+             KafkaError._TIMED_OUT, KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+             KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+
+
+def transient(exc: KafkaException) -> bool:
+    return bool(exc.args[0].retriable()) or exc.args[0].code() in TRANSIENT
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -59,14 +65,22 @@ def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
     raise InfraError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s {last}".strip())
 
 
-def group_lag(settings: Settings, group: str, topic: str, timeout: float = 10.0) -> int:
-    """Records on `topic` not yet committed by consumer group `group` (all partitions).
+class LagReader:
+    """The lag of consumer group `group` on `topic` (records not yet committed, all partitions),
+    read again and again on one consumer: a new client per look costs the broker a connection,
+    metadata and a coordinator lookup, which is noise in what a benchmark or the demo watches."""
 
-    Retries briefly on transient broker errors (a just-created topic without a leader yet)."""
-    from confluent_kafka import Consumer, TopicPartition
+    def __init__(self, settings: Settings, group: str, topic: str, timeout: float = 10.0) -> None:
+        from confluent_kafka import Consumer
 
-    consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False}))
-    try:
+        self.group, self.topic, self.timeout = group, topic, timeout
+        self.consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False}))
+
+    def lag(self) -> int:
+        """Retries briefly on transient broker errors (a just-created topic without a leader yet)."""
+        from confluent_kafka import TopicPartition
+
+        consumer, topic, timeout = self.consumer, self.topic, self.timeout
         for attempt in range(20):
             try:
                 partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
@@ -77,9 +91,19 @@ def group_lag(settings: Settings, group: str, topic: str, timeout: float = 10.0)
                     lag += high - (tp.offset if tp.offset >= 0 else low)
                 return lag
             except KafkaException as exc:
-                if not exc.args[0].retriable() and exc.args[0].code() not in _TRANSIENT:
-                    raise InfraError(f"cannot read the lag of {group} on {topic}: {exc.args[0].str()}") from None
+                if not transient(exc):
+                    raise InfraError(f"cannot read the lag of {self.group} on {topic}: {exc.args[0].str()}") from None
                 time.sleep(0.1 * (attempt + 1))
-        raise InfraError(f"cannot read the lag of {group} on {topic}: the broker kept answering with errors")
+        raise InfraError(f"cannot read the lag of {self.group} on {topic}: the broker kept answering with errors")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def group_lag(settings: Settings, group: str, topic: str, timeout: float = 10.0) -> int:
+    """The lag of `group` on `topic` once (a `LagReader` for one look)."""
+    reader = LagReader(settings, group, topic, timeout)
+    try:
+        return reader.lag()
     finally:
-        consumer.close()
+        reader.close()

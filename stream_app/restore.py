@@ -24,25 +24,22 @@ from faust.stores import STORES, memory
 from faust.types import TP
 
 from paylimit.errors import InfraError
+from paylimit.kafka import transient
 from paylimit.settings import Settings
 
 
 Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
-#: what a partition of a topic just created answers until the client's metadata and the broker
-#: have its leader (faust creates the changelog moments before the first assignment)
-NOT_READY = {KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.NOT_LEADER_FOR_PARTITION,
-             KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
 
 
 def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
-    """A partition's low and high offsets, asked again while its leader is not there yet."""
+    """A partition's low and high offsets, asked again while its leader is not there yet (faust
+    creates the changelog moments before the first assignment)."""
     while True:
         try:
             low, high = consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1))
             return low, high
         except KafkaException as exc:
-            error = exc.args[0]
-            if time.monotonic() > deadline or not (error.retriable() or error.code() in NOT_READY):
+            if time.monotonic() > deadline or not transient(exc):
                 raise
         time.sleep(0.1)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 from paylimit.errors import InfraError
-from paylimit.kafka import group_lag
+from paylimit.kafka import LagReader
 from paylimit.runtime import processes
 from paylimit.settings import Settings
 
@@ -62,6 +62,8 @@ class Pipeline:
     workers: list[ServiceProcess] = field(default_factory=list)
     notifier: ServiceProcess | None = None
     dashboard: ServiceProcess | None = None
+    # opened on the first look, closed by stop()
+    _lag_readers: tuple[LagReader, LagReader] | None = field(default=None, init=False, repr=False)
 
     def add_worker(self) -> ServiceProcess:
         port = processes.free_port()
@@ -103,7 +105,11 @@ class Pipeline:
     def lags(self) -> tuple[int, int]:
         """(transactions not yet committed by the workers, alerts not yet committed by the notifier)."""
         s = self.settings
-        return group_lag(s, s.app_id, s.topic_transactions), group_lag(s, s.notifier_group_id, s.topic_alerts)
+        if self._lag_readers is None:
+            self._lag_readers = (LagReader(s, s.app_id, s.topic_transactions),
+                                 LagReader(s, s.notifier_group_id, s.topic_alerts))
+        workers, notifier = self._lag_readers
+        return workers.lag(), notifier.lag()
 
     def wait_drained(self, timeout: float = 120.0, settle: float = 1.5) -> None:
         """Until both consumer groups have committed everything, twice `settle` seconds apart."""
@@ -154,6 +160,10 @@ class Pipeline:
         raise InfraError(f"the dashboard did not answer on {url}; tail of {log}:\n{processes.tail(log)}")
 
     def stop(self) -> None:
+        if self._lag_readers is not None:
+            for reader in self._lag_readers:
+                reader.close()
+            self._lag_readers = None
         for svc in [*self.workers, *([self.notifier] if self.notifier else []),
                     *([self.dashboard] if self.dashboard else [])]:
             svc.stop()
