@@ -30,7 +30,7 @@ class Output:
                 "message.timeout.ms": 0,
                 # keyed records land where Java clients (and faust) put them
                 "partitioner": "murmur2_random",
-                # a Python call per failed record only, not per record (one a record costs the loop)
+                # a Python call per failed record only: one per record cost the worker's loop
                 "delivery.report.only.error": True, "on_delivery": self._failed}))
         return self._producer
 
