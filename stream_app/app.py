@@ -16,10 +16,11 @@ progress lives and the order of the side effects:
     hold one lock while they count, and a revocation waits for it. Counting never depends on
     faust's offset bookkeeping, which has known bugs (gaps and duplicates in its ack list).
   * A batch's outputs (alerts, dead letters) are acknowledged by the broker before its state
-    is written, so a crash before the state write replays the batch and sends the same alerts
-    again (same alert_id; the notifier drops repeats), and a crash after it has nothing to redo.
-  * The consumer group's offset is committed from that state, every `commit_interval`; it only
-    says where to start reading when the state has no progress for a partition.
+    is written to the table; the changelog gets the table's state every `commit_interval`
+    (`stream_app.changelog`), so a crash replays the records since the last write and sends
+    their alerts again (same alert_id; the notifier drops repeats).
+  * The consumer group's offset is committed from the written state, every `commit_interval`;
+    it only says where to start reading when the state has no progress for a partition.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from paylimit.errors import InfraError
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.batch import Batch, is_progress_key, progress_key
+from stream_app.changelog import Changelog
 from stream_app.counting import DayCount, Outcome, day_key, decide, expired, expiry_cutoff
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
@@ -160,6 +162,7 @@ def build_app(settings: Settings) -> faust.App:
 
     reader = TransactionReader(settings)
     output = Output(settings)
+    changelog = Changelog(days)
 
     async def off_loop(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -244,11 +247,16 @@ def build_app(settings: Settings) -> faust.App:
             await app.crash(exc)
             raise RuntimeError(str(exc)) from exc  # not an InfraError: nothing may retry past it
 
+    async def saved() -> None:
+        """Wait until the changelog has the table's state as it is now (and the outputs it covers)."""
+        changelog.flush(output)
+        await written()
+
     async def fence(*_: Any, **__: Any) -> None:
         """Partitions leave this worker (a rebalance, or the worker stops) only after the batch
         being counted, with its state in the changelog that their next owner restores."""
         async with lock:
-            await written()
+            await saved()
 
     app.on_partitions_revoked.connect(cast(Any, fence))
     app.on_before_shutdown.connect(cast(Any, fence))
@@ -268,9 +276,9 @@ def build_app(settings: Settings) -> faust.App:
             mark["o"] = record.offset + 1
         for partition, mark in progress.items():
             batch.set(partition, progress_key(partition), mark)
-        # outputs first, acknowledged; then the state that says they are done. The state's
-        # changelog records go out while the next batch is read: the next wait covers them, and
-        # the group's offsets are committed only from state the changelog has (`commit_progress`).
+        # outputs first, acknowledged; then the state that says they are done. The changelog
+        # gets the state every commit interval (`commit_progress`), coalesced per key, and the
+        # group's offsets are committed only from state the changelog has.
         if out or letters:
             for alert, _ in out:
                 output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
@@ -280,27 +288,29 @@ def build_app(settings: Settings) -> faust.App:
         for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
-        batch.write(output)
+        batch.write(changelog)
 
     committed: dict[TP, int] = {}
     ticks = itertools.count()
 
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
-        """Commit the group's offsets from the state (where to start reading after a restart)."""
+        """Write the state to the changelog, then commit the group's offsets from it (where to start
+        reading after a restart)."""
         # Mostly only what moved: a commit with a stale generation (mid-rebalance) makes the member
         # rejoin, so committing unchanged offsets every tick would keep a rebalance going. Every
         # tenth tick all of them, since faust's own commits (of its ack list, which lacks the
         # records read directly) can move the group's offsets back.
         if app.rebalancing:
-            return
+            return  # the revocation's fence writes the state
+        flushed = changelog.flush(output)
         again = next(ticks) % 10 == 0
         offsets = {}
         for tp in app.consumer.assignment():
             if tp.topic == settings.topic_transactions and (stored := stored_progress(tp.partition)):
                 if again or committed.get(tp) != stored["o"]:
                     offsets[tp] = stored["o"]
-        if offsets:
+        if flushed or offsets:
             await written()  # never commit past what a restart would restore
         # (faust's own commit follows its ack list; see the module docstring)
         if offsets and await cast(Any, app.consumer)._commit(offsets):

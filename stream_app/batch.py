@@ -1,12 +1,14 @@
-"""`Batch`: one batch's view of the worker's `days` table, written to the table and its changelog at once."""
+"""`Batch`: one batch's view of the worker's `days` table, written to the table at once; the
+changed keys are marked for the changelog (`stream_app.changelog`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stream_app.output import Output
+if TYPE_CHECKING:
+    from stream_app.changelog import Changelog
 
 PROGRESS = "__progress__|"
 
@@ -29,8 +31,9 @@ def encode_value(value: Any) -> bytes:
 
 class Batch:
     """One batch's view of the `days` table: reads see the batch's own earlier writes; `write`
-    writes each changed key once to the table and queues it to the changelog, on the key's source
-    partition, encoded exactly as faust's json codec would, so faust restores the table from it.
+    writes each changed key once to the table, encoded exactly as faust's json codec would (the
+    changelog sends these bytes, so faust restores the table from it), and marks it for the
+    changelog on the key's source partition.
     """
 
     def __init__(self, table: Any) -> None:
@@ -48,18 +51,12 @@ class Batch:
     def set(self, partition: int, key: str, value: Any) -> None:
         self.staged[key] = (partition, value)
 
-    def write(self, output: Output) -> None:
-        """Write the staged keys to the table and queue them on `output` (its `wait` says when
-        the broker has them)."""
-        topic = self.table.changelog_topic.get_topic_name()
-        # per partition, the progress record (next offset, stream time) goes after the counts: the
-        # producer keeps a partition's order, so progress is never stored before what it covers
-        staged = sorted(self.staged.items(), key=lambda item: is_progress_key(item[0]))
-        for key, (partition, value) in staged:
-            raw = None if value is None else encode_value(value)
-            if raw is None:
+    def write(self, changelog: Changelog) -> None:
+        """Write the staged keys to the table and mark them for `changelog`."""
+        for key, (partition, value) in self.staged.items():
+            if value is None:
                 self.values.pop(key, None)
             else:
-                self.values[key] = raw  # kept encoded: a few hundred bytes per user-day
-            output.send(topic, orjson.dumps(key), raw, partition)
+                self.values[key] = encode_value(value)  # kept encoded: a few hundred bytes per user-day
+            changelog.mark(key, partition)
         self.staged.clear()

@@ -9,7 +9,8 @@ far each partition is restored (faust's store API for stores that keep state), s
 what came after. A partition this worker keeps across a rebalance is read on from where it was;
 one it loses is read from the start when it comes back.
 
-Keys and values go in as `Batch` writes them (the key's JSON string, the value's JSON bytes).
+Keys and values go in as the worker writes them (`stream_app.changelog`): the key's JSON string,
+the value's JSON bytes.
 """
 
 from __future__ import annotations
