@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     worker_urls: str = Field("http://127.0.0.1:6066", description="Comma-separated worker base URLs the dashboard reads")
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
     batch_window: float = Field(0.01, gt=0, description="Seconds the worker waits to fill a batch (bounds alert latency)")
-    commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits")
+    commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits "
+                                   "and its state writes to the changelog")
     changelog_segment: timedelta = Field(timedelta(minutes=10), description="How long the state's changelog "
                                          "writes one segment: the broker compacts closed segments only, so this "
                                          "bounds what a restart restores beyond the live keys; each compaction "

@@ -23,8 +23,10 @@ class Output:
         """Opened on first use."""
         if self._producer is None:
             self._producer = Producer(self.settings.kafka_client_config(**{
-                # alerts are flushed at once; the state's records may wait 20 ms for company. Not
-                # compressed: a broker sharing the worker's cores spent less on uncompressed batches
+                # every write is followed by `wait` (alerts at once, the state every commit interval),
+                # which sends what is queued; the linger only keeps a burst being queued from going out
+                # in small requests. Not compressed: a broker sharing the worker's cores spent less on
+                # uncompressed batches
                 "enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "none",
                 # retried for as long as the broker is away (a worker waits for it), never dropped
                 "message.timeout.ms": 0,
