@@ -65,6 +65,10 @@ class Settings(BaseSettings):
                                          "costs the broker a pass over the log")
     session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead worker's or notifier's partitions "
                                    "go to another member (6 is the broker's minimum)")
+    worker_instance: str | None = Field(None, description="The worker's static member id in its consumer group, "
+                                        "unique per worker: restarted with the same id it takes its partitions "
+                                        "back at once instead of after the session timeout (a worker stopped for "
+                                        "good then holds them for the session timeout). None: a dynamic member")
     webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
 

@@ -89,6 +89,8 @@ def build_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.commit_interval,
         # a killed worker's partitions move on within seconds, not faust's default 60 s
         broker_session_timeout=settings.session_timeout,
+        # a static member restarted after a crash gets its partitions back without waiting for that
+        consumer_group_instance_id=settings.worker_instance,
         broker_heartbeat_interval=1.0,
         producer_acks=-1,  # faust's own writes; the worker's go through `Output`
         stream_buffer_maxsize=16384,

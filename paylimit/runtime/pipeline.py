@@ -66,9 +66,9 @@ class Pipeline:
     _lag_readers: tuple[LagReader, LagReader] | None = field(default=None, init=False, repr=False)
 
     def add_worker(self) -> ServiceProcess:
-        port = processes.free_port()
-        worker = ServiceProcess(f"worker-{len(self.workers) + 1}", "worker",
-                                self.settings.model_copy(update={"web_port": port}))
+        port, name = processes.free_port(), f"worker-{len(self.workers) + 1}"
+        # restarted (after a kill) under its name, a worker takes its partitions back at once
+        worker = ServiceProcess(name, "worker", self.settings.model_copy(update={"web_port": port, "worker_instance": name}))
         worker.start()
         self.workers.append(worker)
         return worker
