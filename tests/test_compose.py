@@ -140,3 +140,9 @@ def test_dockerfile() -> None:
     assert 'ENTRYPOINT ["paylimit"]' in lines
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored and ".paylimit" in ignored
+
+
+def test_the_worker_is_a_static_member_compose_restarts(services: dict[str, dict[str, Any]]) -> None:
+    # one worker (its port is published), restarted by compose under the same id after a crash
+    assert services["worker"]["restart"] == "unless-stopped"
+    assert env_of(services["worker"])["PAYLIMIT_WORKER_INSTANCE"] == "worker"
