@@ -67,3 +67,12 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
     day_values = {json.loads(k): json.loads(v or b"null") for k, v in changelog if b"__" not in k}
     assert day_values["u1|2026-03-10"]["i"] == ["t0", "t1", "t2", "t3"]
     assert day_values["u1|2026-03-10"]["x"] == "t2"
+
+
+def test_a_worker_with_an_instance_id_is_a_static_group_member(tmp_path: Any) -> None:
+    def app_with(**overrides: Any) -> faust.App:
+        return build_app(get_settings(kafka_bootstrap_servers="localhost:1", home=tmp_path, app_id="static-test",
+                                      **overrides))
+
+    assert app_with(worker_instance="worker-1").conf.consumer_group_instance_id == "worker-1"
+    assert app_with().conf.consumer_group_instance_id is None  # by hand: a dynamic member
