@@ -1,8 +1,8 @@
 """Kafka, as the dashboard sees it: end offsets (events in), consumer lag, and which users are active.
 
 Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
-offsets and the lag of both consumer groups in batched requests (what `paylimit.kafka.group_lag`
-computes, without a new consumer every second). `ActiveUsers` reads the transactions topic from
+offsets and the lag of both consumer groups in batched requests (what `paylimit.kafka.LagReader`
+computes, without a consumer per group). `ActiveUsers` reads the transactions topic from
 the records produced in the last 48 hours (Kafka's produce timestamps, so a replayed
 scenario of past days is included) and notes, per succeeded
 transaction, the user and its local date, so the dashboard knows whose usage to ask the worker

@@ -99,11 +99,3 @@ class LagReader:
     def close(self) -> None:
         self.consumer.close()
 
-
-def group_lag(settings: Settings, group: str, topic: str, timeout: float = 10.0) -> int:
-    """The lag of `group` on `topic` once (a `LagReader` for one look)."""
-    reader = LagReader(settings, group, topic, timeout)
-    try:
-        return reader.lag()
-    finally:
-        reader.close()

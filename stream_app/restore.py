@@ -1,13 +1,13 @@
 """`BulkRestoredStore`: the `days` table's store, faust's in-memory store restored in bulk.
 
-faust restores a memory table by reading its changelog record by record through its own consumer
-and recovery loop, about 5,000 records a second here: 23 s of a restart after a minute at 1,000
-tx/s (this store: under a second), and more the longer the worker ran. This store reads its
-table's active changelog partitions itself when partitions are assigned, with a confluent-kafka
-consumer, up to the end each had then, before faust's recovery starts; `persisted_offset` then tells faust's recovery how
-far each partition is restored (faust's store API for stores that keep state), so faust reads only
-what came after. A partition this worker keeps across a rebalance is read on from where it was;
-one it loses is read from the start when it comes back.
+faust restores a memory table by reading its changelog record by record through its own consumer and
+recovery loop, about 5,000 records a second here: 23 s of a restart after a minute at 1,000 tx/s
+(this store: under a second), and more the longer the worker ran. This store reads its table's
+active changelog partitions itself when partitions are assigned, with a confluent-kafka consumer, up
+to the end each had then, before faust's recovery starts; `persisted_offset` then tells faust's
+recovery how far each partition is restored (faust's store API for stores that keep state), so faust
+reads only what came after. A partition this worker keeps across a rebalance is read on from where
+it was; one it loses is read from the start when it comes back.
 
 Keys and values go in as the worker writes them (`stream_app.changelog`): the key's JSON string,
 the value's JSON bytes.

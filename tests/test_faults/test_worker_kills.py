@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from paylimit.kafka import group_lag
+from paylimit.kafka import LagReader
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from stream_app.batch import PROGRESS
@@ -80,9 +80,11 @@ def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[...,
     run = simulate(first, tmp_path / "run", "heavy_users", 5)
     counting = Pipeline(first)
     counting.add_worker()  # counts everything; its alerts go to `first`'s topic, which nobody delivers
+    lag = LagReader(first, first.app_id, first.topic_transactions)
     try:
-        wait_for(lambda: group_lag(first, first.app_id, first.topic_transactions) == 0, 180, "the first worker")
+        wait_for(lambda: lag.lag() == 0, 180, "the first worker")
     finally:
+        lag.close()
         counting.stop()
     # The state a worker killed after storing the counts and before sending any alert would leave:
     # the changelog holds every day (crossings included) but not the progress markers (the next
