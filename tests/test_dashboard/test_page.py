@@ -23,6 +23,7 @@ import redis
 from confluent_kafka import Producer
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
+from paylimit.kafka import producer_config
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 
@@ -40,7 +41,7 @@ def produce(settings: Settings, counts: dict[str, int], status: str = "succeeded
         if err is not None:
             failures.append(str(err))
 
-    producer = Producer(settings.kafka_client_config(**{"partitioner": "murmur2_random", "acks": "all"}))
+    producer = Producer(producer_config(settings, acks="all"))
     for user, n in counts.items():
         for _ in range(n):
             tx = {"transaction_id": uuid.uuid4().hex, "user_id": user, "amount": "249.00", "currency": "INR",
