@@ -1,11 +1,20 @@
-"""The worker's record accounting: every consumed record ends in exactly one of these buckets."""
+"""The worker's record accounting (every consumed record ends in exactly one of these buckets), and
+what stops its progress, where, since when and why."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from stream_app.counting import Outcome
+
+
+@dataclass
+class Stall:
+    partitions: tuple[int, ...]
+    reason: str
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -14,6 +23,8 @@ class Metrics:
     replayed: int = 0  # delivered again after a restart or rebalance, already in the state: skipped
     outcomes: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    stalled: dict[str, Stall] = field(default_factory=dict)  # what is stalled ("outputs", ...) -> how
+    stalls: int = 0  # how many stalls began since the worker started
 
     def outcome(self, outcome: Outcome) -> None:
         self.consumed += 1
@@ -23,8 +34,27 @@ class Metrics:
         self.consumed += 1
         self.dead_lettered[error] += 1
 
+    def stall(self, what: str, partitions: tuple[int, ...], reason: str) -> Stall:
+        """`what` cannot go on (still, or from now) on `partitions`, for `reason`; the stall so far."""
+        stall = self.stalled.get(what)
+        if stall is None:
+            self.stalls += 1
+            stall = self.stalled[what] = Stall(partitions, reason)
+        stall.partitions, stall.reason = partitions, reason
+        return stall
+
+    def resume(self, what: str) -> float | None:
+        """`what` goes on again; how long it had stalled, if it had."""
+        stall = self.stalled.pop(what, None)
+        return time.monotonic() - stall.since if stall else None
+
     def as_dict(self) -> dict:
         o = self.outcomes
+        now = time.monotonic()
+        stalled: dict[str, float] = {}
+        for stall in self.stalled.values():
+            for p in stall.partitions:
+                stalled[str(p)] = max(stalled.get(str(p), 0.0), round(now - stall.since, 1))
         return {
             "consumed": self.consumed,
             "counted": o["counted"] + o["crossed"],
@@ -35,6 +65,11 @@ class Metrics:
             "alerts_sent": o["crossed"],
             "alerts_resent": o["resend"],
             "replayed": self.replayed,
+            # empty while progress moves; else partition -> seconds since it stopped, and why (numbers
+            # only, so the dashboard and the pipeline sum the workers' metrics as they do the rest)
+            "stalled_partitions": stalled,
+            "stalled_reasons": {s.reason: len(s.partitions) for s in self.stalled.values()},
+            "stalls": self.stalls,
         }
 
     def line(self) -> str:
