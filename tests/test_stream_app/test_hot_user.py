@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from paylimit.kafka import LagReader
 from paylimit.runtime.pipeline import Pipeline
@@ -140,3 +141,46 @@ def test_a_user_with_30000_transactions_in_a_day_is_counted_with_everyone_else(
     rates = {"spread_users_per_s": round(rate(2_000, spread_end)), "hot_user_per_s": round(rate(spread_end, hot_end))}
     record_property("rates", rates)
     print(f"records per second: {rates}")
+
+
+def test_a_worker_upgraded_in_place_goes_on_from_the_state_the_version_before_wrote(
+        make_settings: Callable[..., Settings]) -> None:
+    """The changelog as the version before left it at the crash (every counted id in the day value,
+    15,000 of them, and the partition's progress): the new worker restores it, counts on, and takes
+    any of the old ids for the duplicate it is."""
+    settings = make_settings()
+    old = [hot_id(i) for i in range(15_000)]
+    end = (DAY + timedelta(days=1)).timestamp()
+    value = {"u": "hot", "d": "2026-03-10", "z": "UTC", "p": 0, "e": end, "f": DAY.isoformat(),
+             "i": old, "x": old[10], "l": 10, "t": False}
+    changelog = f"{settings.app_id}-days-changelog"
+    admin = AdminClient(settings.kafka_client_config())
+    for future in admin.create_topics([NewTopic(changelog, settings.partitions, settings.replication_factor,
+                                                config={"cleanup.policy": "compact"})]).values():
+        future.result()
+    produce(settings, changelog, [(0, b'"hot|2026-03-10"', json.dumps(value).encode()),
+                                  (0, b'"__progress__|0"', json.dumps({"o": len(old), "t": DAY.timestamp() + 14_999}).encode())])
+    assert len(json.dumps(value)) < 1_000_000  # as the version before could still write it
+    new = [hot_id(i) for i in range(15_000, 15_100)]
+    records = [(0, b"hot", record(tid, "hot", n)) for n, tid in enumerate(old)]  # counted before
+    records += [(0, b"hot", record(tid, "hot", 15_000 + n)) for n, tid in enumerate(new)]
+    records += [(0, b"hot", record(old[i], "hot", i)) for i in (3, 10, 14_990)]  # duplicates of old ids
+    records += [(0, b"w", record(f"w-{i}", "w", 16_000 + i)) for i in range(11)]
+    produce(settings, settings.topic_transactions, records)
+
+    pipeline = Pipeline(settings)
+    pipeline.add_worker()
+    lag = LagReader(settings, settings.app_id, settings.topic_transactions)
+    try:
+        wait_for(lambda: lag.lag() == 0, 120, "the worker counting on")
+        metrics = pipeline.worker_metrics()
+        assert metrics["replayed"] == 0 and metrics["consumed"] == 100 + 3 + 11, metrics  # from the stored offset
+        assert metrics["counted"] == 111 and metrics["duplicates"] == 3, metrics
+        assert metrics["alerts_sent"] == 1 and metrics["alerts_resent"] == 1, metrics
+        alerts = {a["user_id"]: a for a in (json.loads(v or b"null") for _, v in read_topic(settings, settings.topic_alerts))}
+        assert (alerts["hot"]["count"], alerts["hot"]["transaction_ids"]) == (11, old[:11])  # re-sent as it was
+        assert alerts["w"]["crossing_transaction_id"] == "w-10"
+        wait_for(lambda: usage(pipeline, "hot") == 15_100, 30, "the hot user's usage")
+    finally:
+        lag.close()
+        pipeline.stop()
