@@ -5,21 +5,22 @@ Before, the day value held every counted id as a 36-character string: at about 2
 the broker's 1 MB message limit, the changelog write failed with MSG_SIZE_TOO_LARGE, the worker
 crashed (and every restart crashed at the same place), and the users after it on the partition
 were never counted. The test also prints each phase's records per second (spread users, then the
-hot user), which was about 4,900/s against 13,900/s before; it asserts no rate (see bench/).
+hot user), which was about 4,900/s against 13,900/s before; it asserts no rate (`python -m bench.hot`
+measures it, for 100,000 by default).
 """
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.hot import DAY, follow, hot_id, hot_load, phase_rates, record
 from paylimit.kafka import LagReader
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -30,20 +31,7 @@ from tests.test_faults.helpers import wait_for
 pytestmark = pytest.mark.integration
 
 HOT = 30_000
-SPREAD_USERS, SPREAD_EACH = 3_000, 10  # at their limit, not over it
-AFTER_USERS = 150  # after the hot user on the partition, each 11 transactions: over the limit
-DAY = datetime(2026, 3, 10, tzinfo=timezone.utc)
-
-
-def record(tid: str, user: str, n: int) -> bytes:
-    at = DAY + timedelta(seconds=n % 86_000)
-    return json.dumps({"transaction_id": tid, "user_id": user, "amount": "12.50", "currency": "INR",
-                       "status": "succeeded", "occurred_at": at.isoformat(), "timezone": "UTC"}).encode()
-
-
-def hot_id(i: int) -> str:
-    return f"{i:08d}-6b0d-449b-af03-675a1600a35a"  # a UUID's length, as producers send them
-
+AFTER_USERS = 150
 
 def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """Every record of `topic`'s partitions, to their ends now."""
@@ -76,51 +64,26 @@ def usage(pipeline: Pipeline, user: str) -> int:
 def test_a_user_with_30000_transactions_in_a_day_is_counted_with_everyone_else(
         make_settings: Callable[..., Settings], record_property: Callable[[str, Any], None]) -> None:
     settings = make_settings()
-    n = 0
-    records: list[tuple[int, bytes, bytes]] = []  # all on partition 0, the hot user's
-    for i in range(SPREAD_EACH):
-        for u in range(SPREAD_USERS):
-            records.append((0, f"spread-{u}".encode(), record(f"spread-{u}-{i}", f"spread-{u}", n)))
-            n += 1
-    hot = [hot_id(i) for i in range(HOT)]
-    for i, tid in enumerate(hot):
-        records.append((0, b"hot", record(tid, "hot", n)))
-        n += 1
-        if i in (5, 10, 20_000):  # a producer's duplicates: before, of and after the crossing one
-            records.append((0, b"hot", record(tid, "hot", n)))
-    for i in range(11):
-        for u in range(AFTER_USERS):
-            records.append((0, f"after-{u}".encode(), record(f"after-{u}-{i}", f"after-{u}", n)))
-            n += 1
-    produce(settings, settings.topic_transactions, records)
-    spread_end, hot_end = SPREAD_USERS * SPREAD_EACH, SPREAD_USERS * SPREAD_EACH + HOT + 3
-
+    load = hot_load(HOT, after_users=AFTER_USERS)  # all on partition 0: spread users, the hot one, others
+    produce(settings, settings.topic_transactions, load.records)
     pipeline = Pipeline(settings)
     worker = pipeline.add_worker()
     lag = LagReader(settings, settings.app_id, settings.topic_transactions)
     try:
-        # when the worker's consumed count passed each phase's end (the records are in that order)
-        seen: list[tuple[float, int]] = []
-        deadline = time.monotonic() + 240
-        while not seen or seen[-1][1] < len(records):
-            assert time.monotonic() < deadline, f"counted {seen[-1:] or 0} of {len(records)}"
-            pipeline.check_running()  # before: the worker crashed in the hot user's records
-            consumed = int(pipeline.worker_metrics().get("consumed", 0))
-            if consumed:
-                seen.append((time.monotonic(), consumed))
-            time.sleep(0.05)
+        seen = follow(pipeline, len(load.records), timeout=240)  # before: the worker crashed in the hot user's
         wait_for(lambda: lag.lag() == 0, 60, "the worker's committed offsets")
         metrics = pipeline.worker_metrics()
         assert worker.alive and worker.restarts == 0
-        assert metrics["counted"] == len(records) - 3 and metrics["duplicates"] == 3, metrics
+        assert metrics["counted"] == len(load.records) - 3 and metrics["duplicates"] == 3 == load.duplicates, metrics
         assert metrics["alerts_sent"] == 1 + AFTER_USERS and metrics["alerts_resent"] == 1, metrics
         assert metrics["stalled_partitions"] == {} and metrics["stalls"] == 0, metrics
 
         alerts = [json.loads(v or b"null") for _, v in read_topic(settings, settings.topic_alerts)]
         by_user = {a["user_id"]: a for a in alerts}
         assert len(by_user) == 1 + AFTER_USERS and len(alerts) == 2 + AFTER_USERS  # the hot one re-sent
+        hot = [hot_id(i) for i in range(11)]
         assert (by_user["hot"]["count"], by_user["hot"]["crossing_transaction_id"],
-                by_user["hot"]["transaction_ids"]) == (11, hot[10], hot[:11])
+                by_user["hot"]["transaction_ids"]) == (11, hot[10], hot)
         assert all(by_user[f"after-{u}"]["crossing_transaction_id"] == f"after-{u}-10" for u in range(AFTER_USERS))
 
         changelog = read_topic(settings, f"{settings.app_id}-days-changelog")
@@ -128,17 +91,11 @@ def test_a_user_with_30000_transactions_in_a_day_is_counted_with_everyone_else(
         [last_hot] = [v for k, v in changelog if k == b'"hot|2026-03-10"'][-1:]
         assert decode_day(last_hot or b"").count == HOT
         wait_for(lambda: usage(pipeline, "hot") == HOT, 30, "the hot user's usage")
-        assert (usage(pipeline, "spread-7"), usage(pipeline, "after-7")) == (SPREAD_EACH, 11)
+        assert (usage(pipeline, "spread-7"), usage(pipeline, "after-7")) == (10, 11)
     finally:
         lag.close()
         pipeline.stop()
-
-    def rate(start: int, end: int) -> float:
-        """Records per second between the first looks past `start` and past `end`."""
-        (t0, c0), (t1, c1) = next(s for s in seen if s[1] >= start), next(s for s in seen if s[1] >= end)
-        return (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")
-
-    rates = {"spread_users_per_s": round(rate(2_000, spread_end)), "hot_user_per_s": round(rate(spread_end, hot_end))}
+    rates = phase_rates(seen, load)
     record_property("rates", rates)
     print(f"records per second: {rates}")
 
@@ -162,7 +119,8 @@ def test_a_worker_upgraded_in_place_goes_on_from_the_state_the_version_before_wr
                                   (0, b'"__progress__|0"', json.dumps({"o": len(old), "t": DAY.timestamp() + 14_999}).encode())])
     assert len(json.dumps(value)) < 1_000_000  # as the version before could still write it
     new = [hot_id(i) for i in range(15_000, 15_100)]
-    records = [(0, b"hot", record(tid, "hot", n)) for n, tid in enumerate(old)]  # counted before
+    records: list[tuple[int, bytes | None, bytes | None]] = [
+        (0, b"hot", record(tid, "hot", n)) for n, tid in enumerate(old)]  # counted before
     records += [(0, b"hot", record(tid, "hot", 15_000 + n)) for n, tid in enumerate(new)]
     records += [(0, b"hot", record(old[i], "hot", i)) for i in (3, 10, 14_990)]  # duplicates of old ids
     records += [(0, b"w", record(f"w-{i}", "w", 16_000 + i)) for i in range(11)]

@@ -20,7 +20,8 @@ from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from tests.e2e.harness import produce
 from tests.test_faults.helpers import wait_for
-from tests.test_stream_app.test_hot_user import read_topic, record
+from bench.hot import record
+from tests.test_stream_app.test_hot_user import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +38,8 @@ def test_an_alert_the_broker_refuses_stalls_the_partition_loudly_then_goes_on(
         make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(daily_limit=2)
     set_max_message_bytes(settings, settings.topic_alerts, 200)  # an alert is ~700 bytes
-    produce(settings, settings.topic_transactions,
-            [(0, b"u", record(f"u-{i}", "u", i)) for i in range(3)] + [(0, b"v", record(f"v-{i}", "v", 10 + i)) for i in range(2)])
+    records: list[tuple[int, bytes | None, bytes | None]] = [(0, b"u", record(f"u-{i}", "u", i)) for i in range(3)]
+    produce(settings, settings.topic_transactions, records + [(0, b"v", record(f"v-{i}", "v", 10 + i)) for i in range(2)])
     pipeline = Pipeline(settings)
     worker = pipeline.add_worker()
     lag = LagReader(settings, settings.app_id, settings.topic_transactions)
