@@ -29,12 +29,12 @@ import asyncio
 import gc
 import itertools
 import logging
-import time
 from datetime import datetime, timezone
 from typing import Any, Sequence, cast
 
 import faust
 import orjson
+from confluent_kafka import KafkaException
 from faust.types import TP, EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
@@ -228,7 +228,7 @@ def build_app(settings: Settings) -> faust.App:
                     generation = app.consumer_generation_id
                     await off_loop(reader.assign, {tp.partition: await next_offset(tp.partition) for tp in tps})
                 records = await off_loop(reader.poll, settings.batch_max, settings.batch_window)
-                resumed("reading")
+                metrics.resume("reading")
                 async with lock:
                     if not ready() or generation != app.consumer_generation_id:
                         generation = None  # the partitions may have moved: read again from the state
@@ -239,7 +239,7 @@ def build_app(settings: Settings) -> faust.App:
                     await process_records(fresh)
             except InfraError as exc:  # the broker is away: read again from the state once it is back
                 log.warning("%s; reading again in 1 s", exc)
-                stalled("reading", assigned(), str(exc))
+                metrics.stall("reading", assigned(), str(exc))
                 generation = None
                 await asyncio.sleep(1.0)
 
@@ -248,17 +248,6 @@ def build_app(settings: Settings) -> faust.App:
     def assigned() -> list[int]:
         return [tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic_transactions]
 
-    def stalled(what: str, partitions: Sequence[int], reason: str) -> None:
-        """Progress stops at `what`: said at once, then every few seconds by `report_stalls`."""
-        if what not in metrics.stalled:
-            log.error("STALLED: %s on partitions %s: %s", what, sorted(set(partitions)), reason)
-        metrics.stall(what, tuple(sorted(set(partitions))), reason)
-
-    def resumed(what: str) -> None:
-        took = metrics.resume(what)
-        if took is not None:
-            log.warning("resumed: %s goes on after %.0f s", what, took)
-
     async def written(what: str, partitions: Sequence[int]) -> None:
         """Wait until Kafka has everything written so far (outputs and state), saying every few
         seconds that `what` waits (a broker away is waited for); InfraError if Kafka refused a
@@ -266,7 +255,7 @@ def build_app(settings: Settings) -> faust.App:
         nonlocal refusals
         waiting = asyncio.ensure_future(off_loop(output.wait))
         while not (await asyncio.wait({waiting}, timeout=STALL_REPORT))[0]:
-            stalled(what, partitions, "waiting for Kafka to acknowledge the worker's writes")
+            metrics.stall(what, partitions, "waiting for Kafka to acknowledge the worker's writes")
         try:
             waiting.result()
         except InfraError:
@@ -277,12 +266,10 @@ def build_app(settings: Settings) -> faust.App:
         """Partitions leave this worker (a rebalance, or the worker stops) only after the batch
         being counted, with its state in the changelog that their next owner restores."""
         async with lock:
-            keys = changelog.flush(output)
             try:
-                await written("the state", list(keys.values()))
+                await written("the state", list(changelog.flush(output).values()))
             except InfraError as exc:  # their next owner restores the state written before, and replays
-                log.error("the state of partitions %s could not be written before they left: %s",
-                          sorted(set(keys.values())), exc)
+                log.error("the state could not be written before partitions left: %s", exc)
             state.live.clear()  # in the store, encoded; a partition that comes back is restored anew
 
     app.on_partitions_revoked.connect(cast(Any, fence))
@@ -309,19 +296,19 @@ def build_app(settings: Settings) -> faust.App:
         # are sent again every few seconds, loudly, until it takes them: the partitions wait
         # (nothing is skipped), and the worker does not crash into a restart that would fail the same.
         while out or letters:
-            for alert, _ in out:
-                output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
-            for key, value in letters:
-                output.send(settings.topic_dlq, key, value)
             try:
+                for alert, _ in out:
+                    output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
+                for key, value in letters:
+                    output.send(settings.topic_dlq, key, value)
                 await written("alerts and dead letters", list(progress))
                 break
-            except InfraError as exc:
-                stalled("alerts and dead letters", list(progress), f"Kafka refused them: {exc}; trying again")
-                if app.should_stop or app.rebalancing:
-                    raise  # given up (see stream_app.changelog); the next owner replays it
+            except (InfraError, KafkaException) as exc:  # KafkaException: refused before it was sent
+                metrics.stall("alerts and dead letters", list(progress), f"Kafka refused them: {exc}; trying again")
+                if app.should_stop or app.rebalancing:  # given up (see stream_app.changelog): replayed
+                    raise InfraError(f"alerts and dead letters not written: {exc}") from None
                 await asyncio.sleep(STALL_REPORT)
-        resumed("alerts and dead letters")
+        metrics.resume("alerts and dead letters")
         for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
@@ -342,7 +329,11 @@ def build_app(settings: Settings) -> faust.App:
             return  # the revocation's fence writes the state
         async with lock:  # between batches: a hot day is counted in place (stream_app.batch)
             before = refusals
-            keys = changelog.flush(output)
+            try:
+                keys = changelog.flush(output)
+            except InfraError as exc:
+                metrics.stall("the state", assigned(), f"{exc}; writing it again")
+                return
             again = next(ticks) % 10 == 0
             offsets = {}
             for tp in app.consumer.assignment():
@@ -358,9 +349,10 @@ def build_app(settings: Settings) -> faust.App:
             # flush may be of these keys
             if refusals != before:
                 changelog.again(keys)
-                stalled("the state", assigned(), "Kafka refused a write of the state's changelog or of the outputs; writing it again")
+                metrics.stall("the state", assigned(),
+                              "Kafka refused a write of the state's changelog or of the outputs; writing it again")
                 return
-        resumed("the state")
+        metrics.resume("the state")
         # (faust's own commit follows its ack list; see the module docstring)
         if offsets and await cast(Any, app.consumer)._commit(offsets):
             committed.update(offsets)
@@ -376,10 +368,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.timer(STALL_REPORT)
     async def report_stalls() -> None:
-        """Never silent while stalled: a line every few seconds, whichever wait it is stuck in."""
-        for what, stall in list(metrics.stalled.items()):
-            log.error("STALLED for %.0f s: %s on partitions %s: %s", time.monotonic() - stall.since, what,
-                      list(stall.partitions), stall.reason)
+        metrics.report_stalls()  # never silent while stalled, whichever wait it is stuck in
 
     register_views(app, settings, days, limits, metrics, ready)
     return app

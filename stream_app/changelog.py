@@ -23,7 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaException
 
+from paylimit.errors import InfraError
 from stream_app.batch import Days, is_progress_key
 from stream_app.output import Output
 
@@ -39,13 +41,18 @@ class Changelog:
 
     def flush(self, output: Output) -> dict[str, int]:
         """Queue every marked key's current value on `output` (its `wait` says when the broker
-        has them); returns the keys, for `again` if the broker refuses them."""
+        has them); returns the keys, for `again` if the broker refuses them. InfraError (the keys
+        marked again) if the producer refuses one at once."""
         pending, self.pending = self.pending, {}
         topic = self.table.changelog_topic.get_topic_name()
-        for last in (False, True):
-            for key, partition in pending.items():
-                if is_progress_key(key) is last:
-                    output.send(topic, orjson.dumps(key), self.days.encoded(key), partition)
+        try:
+            for last in (False, True):
+                for key, partition in pending.items():
+                    if is_progress_key(key) is last:
+                        output.send(topic, orjson.dumps(key), self.days.encoded(key), partition)
+        except KafkaException as exc:  # refused before it is sent (a record over the client's size limit)
+            self.again(pending)
+            raise InfraError(f"Kafka refused a write of {topic}: {exc}") from None
         return pending
 
     def again(self, keys: dict[str, int]) -> None:

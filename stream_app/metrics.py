@@ -3,11 +3,15 @@ what stops its progress, where, since when and why."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from stream_app.counting import Outcome
+
+log = logging.getLogger("paylimit.worker")
 
 
 @dataclass
@@ -34,19 +38,27 @@ class Metrics:
         self.consumed += 1
         self.dead_lettered[error] += 1
 
-    def stall(self, what: str, partitions: tuple[int, ...], reason: str) -> Stall:
-        """`what` cannot go on (still, or from now) on `partitions`, for `reason`; the stall so far."""
+    def stall(self, what: str, partitions: Sequence[int], reason: str) -> None:
+        """`what` cannot go on (from now, or still) on `partitions`, for `reason`: said at once in
+        the log, then every few seconds by `report_stalls`."""
+        parts = tuple(sorted(set(partitions)))
         stall = self.stalled.get(what)
         if stall is None:
+            log.error("STALLED: %s on partitions %s: %s", what, list(parts), reason)
             self.stalls += 1
-            stall = self.stalled[what] = Stall(partitions, reason)
-        stall.partitions, stall.reason = partitions, reason
-        return stall
+            stall = self.stalled[what] = Stall(parts, reason)
+        stall.partitions, stall.reason = parts, reason
 
-    def resume(self, what: str) -> float | None:
-        """`what` goes on again; how long it had stalled, if it had."""
+    def resume(self, what: str) -> None:
+        """`what` goes on again."""
         stall = self.stalled.pop(what, None)
-        return time.monotonic() - stall.since if stall else None
+        if stall is not None:
+            log.warning("resumed: %s goes on after %.0f s", what, time.monotonic() - stall.since)
+
+    def report_stalls(self) -> None:
+        for what, stall in self.stalled.items():
+            log.error("STALLED for %.0f s: %s on partitions %s: %s", time.monotonic() - stall.since, what,
+                      list(stall.partitions), stall.reason)
 
     def as_dict(self) -> dict:
         o = self.outcomes
