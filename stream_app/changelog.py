@@ -53,6 +53,7 @@ class Changelog:
         except KafkaException as exc:  # refused before it is sent (a record over the client's size limit)
             self.again(pending)
             raise InfraError(f"Kafka refused a write of {topic}: {exc}") from None
+        self.days.forget_idle()
         return pending
 
     def again(self, keys: dict[str, int]) -> None:

@@ -3,13 +3,14 @@ hot days kept decoded, and keys."""
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 
 import orjson
 
 from types import SimpleNamespace
 
-from stream_app.batch import LIVE_AFTER, Batch, Days, encode_value, is_progress_key, progress_key
+from stream_app.batch import LIVE_AFTER, LIVE_IDLE, Batch, Days, encode_value, is_progress_key, progress_key
 from stream_app.counting import day_key
 from stream_app.state import DayCount
 
@@ -53,6 +54,12 @@ def test_a_hot_day_stays_decoded_until_the_changelog_encodes_it() -> None:
     assert orjson.loads(days.values["hot|2026-03-10"])["n"] == LIVE_AFTER + 1
     assert orjson.loads(days.encoded("hot|2026-03-10") or b"")["n"] == LIVE_AFTER + 2
     assert days.day("hot|2026-03-10") is hot
+    days.forget_idle()
+    assert days.day("hot|2026-03-10") is hot  # counted a moment ago
+    days.live["hot|2026-03-10"] = (*days.live["hot|2026-03-10"][:2], time.monotonic() - LIVE_IDLE - 1)
+    days.forget_idle()  # idle: its bytes are the day
+    again = days.day("hot|2026-03-10")
+    assert again is not hot and again is not None and again.count == LIVE_AFTER + 2
 
 
 def test_a_restored_value_replaces_the_decoded_day() -> None:
