@@ -58,6 +58,9 @@ def _not_before_epoch(at: datetime) -> datetime:
 
 
 TEXT_MAX = 128
+#: the highest daily limit: an alert lists the ids up to the crossing one, and the worker keeps them
+#: in the day's state, which must stay below the broker's message size (stream_app/state.py)
+MAX_DAILY_LIMIT = 1_000
 AMOUNT_BELOW = Decimal("1e15")
 NonEmpty = Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]
 
@@ -192,7 +195,7 @@ class LimitOverride(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     user_id: NonEmpty
-    limit: int = Field(ge=0)
+    limit: int = Field(ge=0, le=MAX_DAILY_LIMIT)
 
 
 class InvalidRecord(Exception):

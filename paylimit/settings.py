@@ -47,7 +47,8 @@ class Settings(BaseSettings):
 
     # counting semantics
     default_timezone: str = Field("Asia/Kolkata", description="Zone for transactions without `timezone`")
-    daily_limit: int = Field(10, ge=0, description="Successful transactions allowed per local day")
+    daily_limit: int = Field(10, ge=0, le=1_000,  # paylimit.contracts.MAX_DAILY_LIMIT
+                             description="Successful transactions allowed per local day (at most 1,000)")
     retention: timedelta = Field(timedelta(days=2), description="How long after its day ends a late event still counts")
     max_clock_skew: timedelta = Field(timedelta(hours=1), description="How far ahead of the wall clock an event may be dated")
     max_record_bytes: int = Field(16 * 1024, ge=256, description="Records larger than this are dead-lettered as too_large")

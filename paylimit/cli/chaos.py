@@ -39,6 +39,7 @@ from paylimit.kafka import ensure_topics
 from paylimit.runtime.pipeline import Pipeline, ServiceProcess
 from paylimit.settings import Settings
 from paylimit.verify import Verification, read_expected, verify
+from stream_app.state import day_count
 
 
 @dataclass
@@ -169,7 +170,8 @@ def _kill_on_crossing(settings: Settings, worker: ServiceProcess, timeout: float
                 continue
             value = orjson.loads(msg.value())
             # the crossing was counted in this very write: it is the day's last counted id
-            if isinstance(value, dict) and value.get("x") and value.get("i") and value["i"][-1] == value["x"]:
+            if (isinstance(value, dict) and value.get("x") and value["i"][-1] == value["x"]
+                    and day_count(value) == len(value["i"])):
                 worker.kill9()
                 return str(value["x"]), True
         return None, False
