@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stream_app.state import DayCount
+from stream_app.state import DayCount, Progress
 
 if TYPE_CHECKING:
     from stream_app.changelog import Changelog
@@ -26,7 +26,7 @@ LIVE_IDLE = 60.0
 
 
 def progress_key(partition: int) -> str:
-    """The `days` key of a partition's progress: {"o": the next offset to count, "t": its stream time}."""
+    """The `days` key of a partition's `Progress`."""
     return f"{PROGRESS}{partition}"
 
 
@@ -46,9 +46,13 @@ class Days:
     days decoded. A decoded day stands for its key only while the store still holds the very
     bytes it was last written as: a restore (or a revocation) that replaces them is seen."""
 
-    def __init__(self, table: Any) -> None:
-        self.values: dict = table.data.data
+    def __init__(self, values: dict) -> None:
+        self.values = values  # the memory store's own dict (`stream_app.faust_internals.store_dict`)
         self.live: dict[str, tuple[DayCount, bytes, float]] = {}  # key -> day, its bytes, when counted
+
+    def progress(self, partition: int) -> Progress | None:
+        raw = self.values.get(progress_key(partition))
+        return Progress.from_json(orjson.loads(raw)) if raw is not None else None
 
     def day(self, key: str) -> DayCount | None:
         raw = self.values.get(key)
@@ -60,7 +64,7 @@ class Days:
         return DayCount.from_json(orjson.loads(raw))
 
     def put(self, key: str, value: Any) -> None:
-        """Write one value (a DayCount, a progress dict, or None to delete it)."""
+        """Write one value (a DayCount, a Progress, or None to delete it)."""
         if value is None:
             self.values.pop(key, None)
             self.live.pop(key, None)
@@ -70,7 +74,7 @@ class Days:
                 raw = self.values[key] = encode_value(value.to_json())
             self.live[key] = (value, raw, time.monotonic())  # the bytes are brought up to date by `encoded`
         else:
-            self.values[key] = encode_value(value.to_json() if isinstance(value, DayCount) else value)
+            self.values[key] = encode_value(value.to_json() if isinstance(value, (DayCount, Progress)) else value)
 
     def forget_idle(self) -> None:
         """Forget the decoded days not counted for `LIVE_IDLE` seconds; called when the changelog

@@ -20,8 +20,6 @@ or lost.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from confluent_kafka import KafkaException
 
@@ -31,8 +29,8 @@ from stream_app.output import Output
 
 
 class Changelog:
-    def __init__(self, table: Any, days: Days) -> None:
-        self.table = table
+    def __init__(self, topic: str, days: Days) -> None:
+        self.topic = topic  # the table's changelog topic
         self.days = days
         self.pending: dict[str, int] = {}  # key -> its changelog partition
 
@@ -44,7 +42,7 @@ class Changelog:
         has them); returns the keys, for `again` if the broker refuses them. InfraError (the keys
         marked again) if the producer refuses one at once."""
         pending, self.pending = self.pending, {}
-        topic = self.table.changelog_topic.get_topic_name()
+        topic = self.topic
         try:
             for last in (False, True):
                 for key, partition in pending.items():

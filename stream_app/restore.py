@@ -21,12 +21,13 @@ from typing import Any, Mapping, Set, cast
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from faust.stores import STORES, memory
+from faust.stores import memory
 from faust.types import TP
 
 from paylimit.errors import InfraError
 from paylimit.kafka import transient
 from paylimit.settings import Settings
+from stream_app.faust_internals import assigned_actives, key_partitions, register_store
 
 
 Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
@@ -103,7 +104,7 @@ class BulkRestoredStore(memory.Store):
         return self._restored.get(tp)
 
     def _apply(self, changes: list[Change]) -> None:
-        data, partitions = self.data, self._key_partition
+        data, partitions = self.data, key_partitions(self)
         for partition, key, value in changes:
             if key is None:
                 continue
@@ -119,7 +120,7 @@ class BulkRestoredStore(memory.Store):
                            generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topic = self.table.changelog_topic.get_topic_name()
-        actives = {tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        actives = {tp for tp in assigned_actives(self.app) if tp.topic == topic}
         for tp in set(self._restored) - actives:
             del self._restored[tp]  # read again from the start if it comes back
         starts = {tp.partition: self._restored[tp] + 1 if tp in self._restored else OFFSET_BEGINNING
@@ -135,4 +136,4 @@ class BulkRestoredStore(memory.Store):
 
 #: the store URL of a table restored in bulk: faust picks a table's store class by its URL scheme
 STORE_URL = "paylimit://memory"  # a URL with no host or path is falsy: faust would use its default store
-STORES.aliases["paylimit"] = f"{__name__}:BulkRestoredStore"
+register_store("paylimit", f"{__name__}:BulkRestoredStore")

@@ -28,8 +28,8 @@ def table() -> Any:
 
 def test_a_key_changed_by_many_batches_is_written_once_with_its_last_value() -> None:
     days, sent = table(), Sent()
-    state = Days(days)
-    changelog = Changelog(days, state)
+    state = Days(days.data.data)
+    changelog = Changelog("app-days-changelog", state)
     for n in range(1, 4):
         batch = Batch(state)
         batch.set(2, "u1|2026-03-10", {"n": n})
@@ -47,8 +47,8 @@ def test_a_key_changed_by_many_batches_is_written_once_with_its_last_value() -> 
 
 def test_progress_goes_after_the_counts_it_covers_and_a_dropped_day_is_a_tombstone() -> None:
     days, sent = table(), Sent()
-    state = Days(days)
-    changelog = Changelog(days, state)
+    state = Days(days.data.data)
+    changelog = Changelog("app-days-changelog", state)
     batch = Batch(state)
     batch.set(0, "old|2026-03-01", {"n": 1})
     batch.write(changelog)
@@ -66,8 +66,8 @@ def test_progress_goes_after_the_counts_it_covers_and_a_dropped_day_is_a_tombsto
 
 def test_keys_the_broker_refused_are_written_again_with_their_values_then() -> None:
     days, sent = table(), Sent()
-    state = Days(days)
-    changelog = Changelog(days, state)
+    state = Days(days.data.data)
+    changelog = Changelog("app-days-changelog", state)
     batch = Batch(state)
     batch.set(1, "u1|2026-03-10", {"n": 1})
     batch.set(1, progress_key(1), {"o": 1, "t": None})
