@@ -21,7 +21,7 @@ from paylimit.settings import Settings
 from stream_app.batch import Days
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
-from stream_app.faust_internals import check, commit_offsets, recovered, store_dict
+from stream_app.faust_internals import check, commit_offsets, key_partitions, recovered, store_dict
 from stream_app.processor import Processor
 from stream_app.reader import Record
 from stream_app.restore import STORE_URL
@@ -124,7 +124,7 @@ def build_app(settings: Settings) -> faust.App:
     limits = limits_table(app)
     check(app, days)
     group = FaustGroup(app, settings.topic_transactions)
-    state = Days(store_dict(days))
+    state = Days(store_dict(days), key_partitions(days.data))
     processor = Processor(settings, group, state, Changelog(days.changelog_topic.get_topic_name(), state), store_dict(limits))
 
     @app.task
