@@ -101,7 +101,7 @@ def build_app(settings: Settings) -> faust.App:
         # a static member restarted after a crash gets its partitions back without waiting for that
         consumer_group_instance_id=settings.worker_instance,
         broker_heartbeat_interval=1.0,
-        producer_acks=-1,  # faust's own writes; the worker's go through `Output`
+        producer_acks=-1,  # faust's own writes; the worker's go through `Writer`
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
         table_standby_replicas=0,

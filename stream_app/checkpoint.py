@@ -30,7 +30,7 @@ from stream_app.batch import Batch, Days
 from stream_app.changelog import Changelog
 from stream_app.handling import Outputs
 from stream_app.metrics import Metrics
-from stream_app.output import Output
+from stream_app.writer import Writer
 
 log = logging.getLogger("paylimit.worker")
 
@@ -64,9 +64,9 @@ class Group(Protocol):
 
 
 class Checkpoint:
-    def __init__(self, settings: Settings, output: Output, days: Days, changelog: Changelog, metrics: Metrics,
+    def __init__(self, settings: Settings, writer: Writer, days: Days, changelog: Changelog, metrics: Metrics,
                  group: Group, lock: asyncio.Lock) -> None:
-        self.settings, self.output, self.days, self.changelog = settings, output, days, changelog
+        self.settings, self.writer, self.days, self.changelog = settings, writer, days, changelog
         self.metrics, self.group, self.lock = metrics, group, lock
         self.refusals = 0  # writes Kafka refused so far (whoever waited for them: see `commit`)
         self.committed: dict[int, int] = {}  # partition -> the next offset last committed
@@ -88,7 +88,7 @@ class Checkpoint:
         async with self.lock:  # between batches: a hot day is counted in place (stream_app.batch)
             before = self.refusals
             try:
-                keys = self.changelog.flush(self.output)  # 3
+                keys = self.changelog.flush(self.writer)  # 3
             except InfraError as exc:
                 self.metrics.stall("the state", self.group.assigned(), f"{exc}; writing it again")
                 return
@@ -118,9 +118,9 @@ class Checkpoint:
         while True:
             try:
                 for alert, _ in outputs.alerts:
-                    self.output.send(self.settings.topic_alerts, alert.user_id.encode(), encode(alert))
+                    self.writer.send(self.settings.topic_alerts, alert.user_id.encode(), encode(alert))
                 for key, value in outputs.letters:
-                    self.output.send(self.settings.topic_dlq, key, value)
+                    self.writer.send(self.settings.topic_dlq, key, value)
                 refused = await self.written("alerts and dead letters", partitions)
                 if refused is None:
                     break
@@ -140,7 +140,7 @@ class Checkpoint:
         """Wait until Kafka has everything written so far (outputs and state), saying every few
         seconds that `what` waits (a broker away is waited for). None once it has; else what Kafka
         refused meanwhile (counted in `refusals`). Never raises InfraError: a refusal is a value."""
-        waiting = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, self.output.wait))
+        waiting = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, self.writer.wait))
         while not (await asyncio.wait({waiting}, timeout=STALL_REPORT))[0]:
             self.metrics.stall(what, partitions, "waiting for Kafka to acknowledge the worker's writes")
         try:
@@ -154,7 +154,7 @@ class Checkpoint:
         """Write the state to the changelog and wait for it (partitions leave this worker, or it
         stops); under `lock`, which the caller holds."""
         try:
-            keys = self.changelog.flush(self.output)
+            keys = self.changelog.flush(self.writer)
         except InfraError as exc:
             log.error("the state could not be written before partitions left: %s", exc)
             return

@@ -33,7 +33,7 @@ from stream_app.counting import expired, expiry_cutoff
 from stream_app.handling import Outputs, handle
 from stream_app.limits import limit_for
 from stream_app.metrics import Metrics
-from stream_app.output import Output
+from stream_app.writer import Writer
 from stream_app.reader import Record, TransactionReader
 from stream_app.state import Progress
 
@@ -49,13 +49,13 @@ async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
 
 class Processor:
     def __init__(self, settings: Settings, group: Group, days: Days, changelog: Changelog,
-                 limits: Mapping[bytes, bytes], output: Output | None = None,
+                 limits: Mapping[bytes, bytes], writer: Writer | None = None,
                  reader: TransactionReader | None = None) -> None:
         self.settings, self.group, self.days, self.limits = settings, group, days, limits
         self.reader = reader or TransactionReader(settings)
         self.metrics = Metrics()
         self.lock = asyncio.Lock()  # the reader and the delivered records take turns on the state
-        self.checkpoint = Checkpoint(settings, output or Output(settings), days, changelog, self.metrics, group,
+        self.checkpoint = Checkpoint(settings, writer or Writer(settings), days, changelog, self.metrics, group,
                                      self.lock)
         self.cleaned_through: dict[int, float] = {}  # partition -> stream time of its last cleanup
 

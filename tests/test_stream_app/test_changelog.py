@@ -11,7 +11,7 @@ from stream_app.changelog import Changelog
 
 
 class Sent:
-    """Records what would go to Kafka, in order (the `Output.send` signature)."""
+    """Records what would go to Kafka, in order (the `Writer.send` signature)."""
 
     def __init__(self) -> None:
         self.records: list[tuple[str, int, str, Any]] = []
