@@ -109,6 +109,12 @@ def register_views(app: faust.App, settings: Settings, days: Any, limits: Mappin
         limit = limit_for(limits, user_id, settings.daily_limit)
         return view.json(usage(days, limit, user_id, datetime.now(timezone.utc), zone, on, settings.default_timezone))
 
+    @app.page("/ready")
+    async def readiness(view: View, request: Request) -> Response:
+        """200 once the worker counts (its partitions assigned, its state restored); 503 before,
+        and while a rebalance moves partitions."""
+        return view.json({"ready": True}) if ready() else view.json({"ready": False}, status=503)
+
     @app.page("/metrics")
     async def records(view: View, request: Request) -> Response:
         return view.json(metrics.as_dict())

@@ -22,7 +22,7 @@ from stream_app.faust_internals import key_partitions, store_dict
 from stream_app.restore import BulkRestoredStore, read_changelog
 from stream_app.state import Progress
 from tests.e2e.harness import produce
-from tests.test_faults.helpers import wait_for
+from tests.test_faults.helpers import ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +77,7 @@ def test_the_worker_creates_its_changelog_with_closed_segments(make_settings: Ca
     pipeline = Pipeline(settings)
     worker = pipeline.add_worker()
     try:
-        wait_for(lambda: worker.log.exists() and "Worker]: Ready" in worker.log.read_text(errors="replace"), 120,
-                 "the worker to be ready")
+        wait_for(lambda: ready(pipeline, worker), 120, "the worker to be ready")
         admin = AdminClient(settings.kafka_client_config())
         resource = ConfigResource(ConfigResource.Type.TOPIC, f"{settings.app_id}-days-changelog")
         config = admin.describe_configs([resource])[resource].result(timeout=30)
