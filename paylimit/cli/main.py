@@ -36,5 +36,3 @@ from paylimit.cli import demo  # noqa: E402  (kept on its own line: several peop
 app.command("demo")(demo.demo)
 from paylimit.cli import dashboard  # noqa: E402  (kept on its own line: several people edit this file)
 app.command("dashboard")(dashboard.dashboard)
-from paylimit.cli import chaos  # noqa: E402  (kept on its own line: several people edit this file)
-app.command("chaos")(chaos.chaos)
