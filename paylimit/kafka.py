@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from typing import Any
+from typing import Any, Iterable
 
 from aiokafka.partitioner import murmur2
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from paylimit.errors import InfraError
@@ -31,6 +31,34 @@ PARTITIONER = "murmur2_random"
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """Options for every confluent-kafka producer paylimit runs: the client options and `PARTITIONER`."""
     return settings.kafka_client_config(partitioner=PARTITIONER, **extra)
+
+
+#: a record's partition left to the producer's partitioner
+ANY_PARTITION = -1
+
+
+def produce_all(settings: Settings, topic: str, records: Iterable[tuple[int, bytes | None, bytes | None]],
+                timeout: float = 60.0) -> None:
+    """Write (partition or ANY_PARTITION, key, value) records to `topic` on one idempotent producer,
+    and wait until the broker has every one; InfraError if it refused one or `timeout` passed."""
+    errors: list[str] = []
+
+    def report(err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            errors.append(err.str())
+
+    producer = Producer(producer_config(settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}))
+    for partition, key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, partition=partition, on_delivery=report)
+                break
+            except BufferError:  # the producer's queue is full: let it drain
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(timeout)
+    if left or errors:
+        raise InfraError(f"could not write to {topic}: {'; '.join(errors[:3]) or f'{left} not delivered in {timeout:.0f}s'}")
 
 
 def partition_for(key: bytes, partitions: int) -> int:
