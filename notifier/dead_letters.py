@@ -51,7 +51,7 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[Notific
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if meta is None or meta.error is not None:
-            raise InfraError(f"no topic {topic}: has a notifier run with these settings?")
+            return []  # no notifier has created it yet: nothing was dead-lettered
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout) for p in meta.partitions}
         left = {p for p, (low, high) in ends.items() if high > low}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in left])
@@ -69,6 +69,8 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[Notific
                 log.warning("%s[%s]@%s is not a notification dead letter: skipped", topic, msg.partition(), msg.offset())
             if (msg.offset() or 0) + 1 >= ends[msg.partition()][1]:
                 left.discard(msg.partition())
+    except KafkaException as exc:
+        raise InfraError(f"reading {topic}: {exc.args[0].str() if exc.args else exc}") from None
     finally:
         consumer.close()
     return sorted(latest.values(), key=lambda d: d.dead_lettered_at)

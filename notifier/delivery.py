@@ -91,7 +91,8 @@ class Delivery:
         self.index = index or LogIndex(settings.notifications_log)
         self.webhook = Webhook(settings.webhook_url.get_secret_value(), settings.webhook_timeout,
                                settings.webhook_retry_for.total_seconds()) if settings.webhook_url else None
-        self.dead_letters = DeadLetterWriter(settings)
+        # with the POST (at most half the lease) this stays within the lease
+        self.dead_letters = DeadLetterWriter(settings, timeout=settings.notifier_lease.total_seconds() / 4)
         self.token = uuid.uuid4().hex  # this notifier instance; one reservation at a time
         self.lease_ms = max(1, int(settings.notifier_lease.total_seconds() * 1000))
         self._release = client.register_script(RELEASE)

@@ -1,8 +1,9 @@
 """A real webhook for the tests: an HTTP/1.1 server on a loopback socket whose answers a test
 chooses down to the raw bytes (a garbage status line, a redirect, a 400, a slow or dripping reply).
 
-Each connection carries one request, recorded with when it was opened and when it ended (the
-client hung up, or the answer was sent and the socket closed), so a test can see how many POSTs
+Each connection carries one request. The server records each, with the alerts of the other
+requests still in flight when it came (their clients had not hung up: checked on their sockets
+at that moment, not from timestamps a loaded machine could skew), so a test sees how many POSTs
 of an alert there were and whether two were ever in flight at once.
 
 By hand: `python -m tests.test_notifier.webhook_server MODE [PORT]`, MODE one of `ok`, `garbage`,
@@ -28,8 +29,7 @@ class Request:
     path: str
     headers: dict[str, str]  # names in lower case
     body: bytes
-    opened: float  # time.monotonic() when the connection was accepted
-    ended: float | None = None  # when the exchange was over; None while it is in flight
+    concurrent: list[str | None] = field(default_factory=list)  # alert ids of the requests in flight when it came
 
     @property
     def alert_id(self) -> str | None:
@@ -70,6 +70,7 @@ class WebhookServer:
         self.answer = answer
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        self._open: dict[int, tuple[Request, socket.socket]] = {}  # by id(request)
         server = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -98,7 +99,6 @@ class WebhookServer:
             return [r for r in self.requests if method is None or r.method == method]
 
     def _handle(self, sock: socket.socket) -> None:
-        opened = time.monotonic()
         sock.settimeout(30)
         reader = sock.makefile("rb")
         line = reader.readline().decode("latin-1").split()
@@ -109,9 +109,11 @@ class WebhookServer:
             name, _, value = h.partition(":")
             headers[name.strip().lower()] = value.strip()
         body = reader.read(int(headers.get("content-length", "0")))
-        req = Request(line[0], line[1], headers, body, opened)
+        req = Request(line[0], line[1], headers, body)
         with self._lock:
+            req.concurrent = [other.alert_id for other, s in self._open.values() if not _hung_up(s)]
             self.requests.append(req)
+            self._open[id(req)] = (req, sock)
         answer = self.answer(req) if callable(self.answer) else self.answer
         try:
             if not _client_still_there(sock, answer.delay):
@@ -128,7 +130,16 @@ class WebhookServer:
         except OSError:
             pass  # the client hung up first
         finally:
-            req.ended = time.monotonic()
+            with self._lock:
+                del self._open[id(req)]
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the client has closed its end (the socket reads as ended), without consuming anything."""
+    try:
+        return bool(select.select([sock], [], [], 0)[0]) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _client_still_there(sock: socket.socket, seconds: float) -> bool:
