@@ -39,7 +39,7 @@ def redelivered_at(settings: Settings, client: redis.Redis, alert_ids: list[str]
 class Redelivery:
     alert_id: str
     result: str  # redelivered | already | busy | failed
-    detail: str = ""
+    detail: str = ""  # when it was redelivered before, or why it failed
 
 
 def redeliver(settings: Settings, client: redis.Redis, webhook: Webhook, dead: NotificationDeadLetter) -> Redelivery:
@@ -49,7 +49,7 @@ def redeliver(settings: Settings, client: redis.Redis, webhook: Webhook, dead: N
     if not client.set(key, token, nx=True, px=int(settings.notifier_lease.total_seconds() * 1000)):
         mark = client.get(key)
         if isinstance(mark, str) and mark.startswith(REDELIVERED):
-            return Redelivery(dead.alert_id, "already", mark.split(" ", 1)[1])
+            return Redelivery(dead.alert_id, "already", f"at {mark.split(' ', 1)[1][:19].replace('T', ' ')} UTC")
         return Redelivery(dead.alert_id, "busy", "another redelivery of it is under way")
     try:
         webhook.post(dead.notification)
@@ -58,6 +58,5 @@ def redeliver(settings: Settings, client: redis.Redis, webhook: Webhook, dead: N
         if isinstance(exc, WebhookFailure):
             return Redelivery(dead.alert_id, "failed", f"{exc.kind}: {exc.reason}")
         raise
-    at = datetime.now(timezone.utc).isoformat()
-    client.set(key, f"{REDELIVERED} {at}")
-    return Redelivery(dead.alert_id, "redelivered", at)
+    client.set(key, f"{REDELIVERED} {datetime.now(timezone.utc).isoformat()}")
+    return Redelivery(dead.alert_id, "redelivered")

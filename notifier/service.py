@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -48,7 +48,7 @@ class NotifierStats:
     webhook_dead_lettered: int = 0  # alerts logged but given up on by the webhook
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**vars(self), "webhook_failures": dict(self.webhook_failures)}
 
 
 class Backoff:
@@ -192,7 +192,7 @@ class Notifier:
         left = max(hook.retry_left(), 0.0)
         wanted = failure.retry_after if failure.retry_after is not None else backoff.next()
         delay = min(wanted, WEBHOOK_BACKOFF_CAP, left)  # the last try comes as the retry time runs out
-        log.warning("webhook %s: alert %s not taken (%s: %s); POST %d, next in %.1fs, given up in %.0fs",
+        log.warning("webhook %s: alert %s not taken (%s: %s); POST %d, next in %.1fs, given up in %.1fs",
                     hook.origin, alert.alert_id, failure.kind, failure.reason, hook.attempts(alert.alert_id),
                     delay, left)
         return delay
@@ -207,10 +207,10 @@ class Notifier:
             self.stats.webhook_failures[failure.kind] += 1
             self.stats.webhook_dead_lettered += 1
             hook = self._webhook()
-            log.warning("webhook %s: alert %s given up after %d POSTs (%s: %s); dead-lettered to %s and logged; "
-                        "`paylimit webhook redeliver` sends it again", hook.origin, alert.alert_id,
-                        hook.attempts(alert.alert_id), failure.kind, failure.reason,
-                        self.settings.topic_notifications_dlq)
+            posts = hook.attempts(alert.alert_id)
+            log.warning("webhook %s: alert %s given up after %d POST%s (%s: %s); dead-lettered to %s and logged; "
+                        "`paylimit webhook redeliver` sends it again", hook.origin, alert.alert_id, posts,
+                        "s" if posts != 1 else "", failure.kind, failure.reason, self.settings.topic_notifications_dlq)
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates_dropped += 1
             log.info("duplicate alert %s (user %s, %s) dropped", alert.alert_id, alert.user_id, alert.local_date)

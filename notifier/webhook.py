@@ -171,7 +171,7 @@ def _status_failure(status: int, retry_after: float | None) -> WebhookFailure:
 def _exception_failure(exc: BaseException, expired: bool, timeout: float) -> WebhookFailure:
     if expired or isinstance(exc, TimeoutError):
         return WebhookFailure("timeout", f"no answer within {timeout:g} s", transient=True)
-    words = (str(exc) or type(exc).__name__)[:REASON_MAX]
+    words = " ".join(str(exc).split())[:REASON_MAX] or "no detail"  # one line, whatever the server sent
     if isinstance(exc, OSError):  # refused, reset (RemoteDisconnected too), DNS, TLS
         return WebhookFailure("connection", f"{type(exc).__name__}: {words}", transient=True)
     return WebhookFailure("protocol", f"{type(exc).__name__}: {words}", transient=True)

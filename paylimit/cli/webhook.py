@@ -74,8 +74,9 @@ def redeliver(
         failed += r.result in ("failed", "busy")
         style = {"redelivered": "green", "already": "dim"}.get(r.result, "red")
         console.print(f"[{style}]{r.result:<11}[/] {d.alert_id}  {d.notification.user_id} {d.notification.local_date}"
-                      f"  {r.detail}", highlight=False)
-    console.print(f"{len(rows) - failed} of {len(rows)} on {hook.origin}" + (f", {failed} not delivered" if failed else ""))
+                      f"  {r.detail}", highlight=False, soft_wrap=True)
+    console.print(f"{len(rows) - failed} of {len(rows)} delivered to {hook.origin}"
+                  + (f", {failed} not delivered" if failed else ""), highlight=False)
     if failed:
         raise typer.Exit(1)
 

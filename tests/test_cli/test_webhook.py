@@ -73,7 +73,7 @@ def test_list_and_redeliver_each_once(dead_lettered: Settings) -> None:
         assert [r.alert_id for r in taking.received()] == [BAD.alert_id, GOOD.alert_id]
 
         code, out = invoke(s, "redeliver", "--all", PAYLIMIT_WEBHOOK_URL=taking.url())
-        assert code == 0 and len(taking.received()) == 2 and "2 of 2" in out
+        assert code == 0 and len(taking.received()) == 2 and "2 of 2 delivered" in out
     assert all(r["redelivered_at"] for r in listed(s).values())
 
 

@@ -114,10 +114,11 @@ def test_a_garbage_status_line_is_a_failure_not_a_crash(hook_settings: Callable[
         assert n.stats.webhook_failures["protocol"] == len(posts_of(hook, BAD))
         dead = dead_letters(s)[BAD.alert_id]  # ... until the retry time is used up
         assert (dead.error, dead.attempts) == ("protocol", len(posts_of(hook, BAD)))
-        assert "BadStatusLine" in dead.reason and dead.notification.user_id == BAD.user_id
+        assert dead.reason == "BadStatusLine: SMTP ready, not HTTP at all" and dead.notification.user_id == BAD.user_id
         assert len(posts_of(hook, GOOD)) == 1 and list(dead_letters(s)) == [BAD.alert_id]
         assert logged(s) == [BAD.alert_id, GOOD.alert_id]  # logged all the same
         assert n.stats.webhook_dead_lettered == 1 and n.thread.is_alive()
+        assert n.stats.as_dict()["webhook_failures"] == {"protocol": len(posts_of(hook, BAD))}
 
 
 def test_a_redirect_is_not_followed(hook_settings: Callable[..., Settings],
