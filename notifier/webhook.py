@@ -14,9 +14,10 @@ letter's error class:
 | `redirect` | a 3xx: not followed (a client that follows turns the POST into a body-less GET) | no |
 
 `Webhook.gives_up()` says when to stop retrying: at once for a permanent failure, and for a
-transient one once the webhook has been failing for `PAYLIMIT_WEBHOOK_RETRY_FOR` without a 2xx in
-between. The clock runs per webhook, not per alert, so an outage delays the alerts waiting behind it
-by that long once, and each later alert gets one attempt until the webhook answers again.
+transient one once the webhook has been failing for `PAYLIMIT_WEBHOOK_RETRY_FOR`: transient failures
+no further apart than that (plus one timeout), without an answer in between (a 2xx, or a permanent failure, which is
+an answer too). The clock runs per webhook, not per alert, so an outage holds the alerts waiting
+behind it up by that long once, and each later alert gets one POST until the webhook answers again.
 
 The URL may hold a token (in its path, query or user info); `origin()` is the only form of it that
 reaches a log line, an exception message or a dead letter.
@@ -74,7 +75,9 @@ class Webhook:
         if parts.username is not None:  # https://user:password@host/...: sent as Basic auth
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._auth = "Basic " + base64.b64encode(pair.encode()).decode()
-        self._failing_since: float | None = None  # monotonic time of the first failure since the last 2xx
+        self._context = ssl.create_default_context() if self._https else None
+        self._failing_since: float | None = None  # monotonic: when the current run of transient failures began
+        self._failed_at = 0.0  # monotonic: the latest transient failure
         self._alert, self._attempts = "", 0  # POSTs of the alert being sent
 
     def attempts(self, alert_id: str) -> int:
@@ -88,14 +91,12 @@ class Webhook:
         self._attempts += 1
         try:
             status, retry_after = self._exchange(encode(notification), notification.alert_id)
-        except WebhookFailure:
-            self._failed()
+            if not 200 <= status < 300:
+                raise _status_failure(status, retry_after)
+        except WebhookFailure as failure:
+            self._failed(failure)
             raise
-        if 200 <= status < 300:
-            self._failing_since = None
-            return
-        self._failed()
-        raise _status_failure(status, retry_after)
+        self._failing_since = None
 
     def gives_up(self, failure: WebhookFailure) -> bool:
         """Whether the alert that just failed goes to the dead letters now instead of being retried."""
@@ -107,15 +108,19 @@ class Webhook:
             return self.retry_for
         return self.retry_for - (time.monotonic() - self._failing_since)
 
-    def _failed(self) -> None:
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
+    def _failed(self, failure: WebhookFailure) -> None:
+        now = time.monotonic()
+        if not failure.transient:
+            self._failing_since = None  # it answered: it is up, just refusing this one
+        elif self._failing_since is None or now - self._failed_at > self.retry_for + self.timeout:
+            # a new run of failures: retries of one alert come within the retry time (plus the POST)
+            self._failing_since = now
+        self._failed_at = now
 
     def _exchange(self, body: bytes, alert_id: str) -> tuple[int, float | None]:
         conn: http.client.HTTPConnection
         if self._https:
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=self._context)
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         headers = {"Content-Type": "application/json", "Idempotency-Key": alert_id, "Connection": "close",

@@ -210,6 +210,35 @@ def test_a_dripping_answer_cannot_outlive_the_reservation(
         assert dead_letters(s)[BAD.alert_id].error == "timeout" and logged(s) == [BAD.alert_id]
 
 
+def test_the_retry_time_runs_while_the_webhook_keeps_failing_not_since_any_old_failure() -> None:
+    """The retry time is per webhook: a 400 (an answer: the webhook is up) does not start it, and a
+    transient failure long after the last one starts it afresh; only failures in a row use it up."""
+    from notifier.webhook import Webhook, WebhookFailure
+
+    answers = iter([status(400), status(503), status(503), status(503)])
+    with WebhookServer(lambda req: next(answers)) as server:
+        hook = Webhook(server.url(), timeout=0.5, retry_for=0.5)
+
+        def post(alert: LimitAlert) -> WebhookFailure:
+            with pytest.raises(WebhookFailure) as failed:
+                hook.post(make_alert_notification(alert))
+            return failed.value
+
+        assert hook.gives_up(post(BAD))  # 400: at once
+        threading.Event().wait(0.6)  # longer than the retry time
+        assert not hook.gives_up(post(GOOD))  # a 503 after a 400: a fresh retry time
+        threading.Event().wait(0.6)
+        assert hook.gives_up(post(GOOD))  # 503s in a row for longer than the retry time: given up
+        threading.Event().wait(1.2)  # more than the retry time and a timeout since the last failure
+        assert not hook.gives_up(post(BAD))  # a new run of failures
+
+
+def make_alert_notification(alert: LimitAlert) -> Notification:
+    from tests.test_notifier.factory import notification_of
+
+    return notification_of(alert)
+
+
 def test_a_url_without_a_scheme_is_refused_at_start(services: tuple[str, str], tmp_path: Any) -> None:
     """(e) PAYLIMIT_WEBHOOK_URL=localhost:9999/hook was accepted, then failed on every alert."""
     env = {**os.environ, "PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS": services[0], "PAYLIMIT_REDIS_URL": services[1],
