@@ -66,7 +66,8 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[Notific
                 latest.pop(dead.alert_id, None)
                 latest[dead.alert_id] = dead
             except ValidationError:
-                log.warning("%s[%s]@%s is not a notification dead letter: skipped", topic, msg.partition(), msg.offset())
+                log.warning("%s[%s]@%s is not a notification dead letter: skipped", topic, msg.partition(),
+                            msg.offset())
             if (msg.offset() or 0) + 1 >= ends[msg.partition()][1]:
                 left.discard(msg.partition())
     except KafkaException as exc:

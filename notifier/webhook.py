@@ -65,7 +65,7 @@ class Webhook:
     """The configured webhook as one notifier (or `paylimit webhook redeliver`) sees it."""
 
     def __init__(self, url: str, timeout: float, retry_for: float = 0.0) -> None:
-        self.url, self.timeout, self.retry_for = url, timeout, retry_for
+        self.timeout, self.retry_for = timeout, retry_for
         self.origin = origin(url)
         parts = urlsplit(url)
         self._https = parts.scheme == "https"

@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
     webhook_timeout: float = Field(5.0, gt=0, description="Seconds one webhook POST may take in all, at most half "
                                    "the notifier lease (so no other notifier takes the alert over mid-POST)")
-    webhook_retry_for: timedelta = Field(timedelta(minutes=2), ge=timedelta(0), description="How long the webhook may keep failing "
-                                         "with a transient error before an alert is dead-lettered instead")
+    webhook_retry_for: timedelta = Field(timedelta(minutes=2), ge=timedelta(0), description="How long the webhook "
+                                         "may keep failing transiently before alerts are dead-lettered instead")
 
     @field_validator("webhook_url", mode="before")
     @classmethod

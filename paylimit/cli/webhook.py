@@ -46,7 +46,7 @@ def dead_letters(
 
 @app.command()
 def redeliver(
-    alert_id: Annotated[Optional[str], typer.Argument(help="The alert to send again (see `dead-letters --json`)")] = None,
+    alert_id: Annotated[Optional[str], typer.Argument(help="The alert to send again (`dead-letters --json`)")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every dead letter not yet redelivered")] = False,
 ) -> None:
     """POST dead-lettered notifications to PAYLIMIT_WEBHOOK_URL again (Idempotency-Key: alert_id).

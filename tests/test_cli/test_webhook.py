@@ -85,8 +85,10 @@ def test_redeliver_usage_errors(dead_lettered: Settings) -> None:
         return str(result.exception)
 
     assert refused() == refused("--all", BAD.alert_id) == "give one ALERT_ID or --all"
-    assert refused("no-such-alert") == f"no dead letter of alert no-such-alert on {dead_lettered.topic_notifications_dlq}"
-    assert refused("--all", PAYLIMIT_WEBHOOK_URL="") == "PAYLIMIT_WEBHOOK_URL is not set: there is no webhook to redeliver to"
+    topic = dead_lettered.topic_notifications_dlq
+    assert refused("no-such-alert") == f"no dead letter of alert no-such-alert on {topic}"
+    no_url = refused("--all", PAYLIMIT_WEBHOOK_URL="")
+    assert no_url == "PAYLIMIT_WEBHOOK_URL is not set: there is no webhook to redeliver to"
 
 
 def test_no_dead_letters_on_a_fresh_topic(hook_settings: Callable[..., Settings]) -> None:
