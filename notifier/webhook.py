@@ -14,10 +14,11 @@ letter's error class:
 | `redirect` | a 3xx: not followed (a client that follows turns the POST into a body-less GET) | no |
 
 `Webhook.gives_up()` says when to stop retrying: at once for a permanent failure, and for a
-transient one once the webhook has been failing for `PAYLIMIT_WEBHOOK_RETRY_FOR`: transient failures
-no further apart than that (plus one timeout), without an answer in between (a 2xx, or a permanent failure, which is
-an answer too). The clock runs per webhook, not per alert, so an outage holds the alerts waiting
-behind it up by that long once, and each later alert gets one POST until the webhook answers again.
+transient one once the webhook has been failing for `PAYLIMIT_WEBHOOK_RETRY_FOR`: transient
+failures no further apart than that (plus one timeout), without an answer in between (a 2xx, or a
+permanent failure, which is an answer too). The clock runs per webhook, not per alert, so an outage
+holds the alerts waiting behind it up by that long once, and each later alert gets one POST until
+the webhook answers again.
 
 The URL may hold a token (in its path, query or user info); `origin()` is the only form of it that
 reaches a log line, an exception message or a dead letter.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import math
 import socket
 import ssl
 import threading
@@ -156,9 +158,10 @@ def _cut(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
 
 def _seconds(header: str | None) -> float | None:
     try:
-        return max(0.0, float(header)) if header else None
+        seconds = float(header) if header else None
     except ValueError:
         return None  # an HTTP date: the backoff decides
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def _status_failure(status: int, retry_after: float | None) -> WebhookFailure:
