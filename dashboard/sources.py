@@ -99,7 +99,7 @@ class NotificationFeed:
     async def start(self) -> None:
         if not self.settings.redis_url:
             raise RuntimeError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
-        self.client = aioredis.Redis.from_url(self.settings.redis_url, decode_responses=True,
+        self.client = aioredis.Redis.from_url(self.settings.redis_url.get_secret_value(), decode_responses=True,
                                               socket_timeout=5, socket_connect_timeout=2)
 
     async def stop(self) -> None:

@@ -3,8 +3,11 @@
 - reserve: `SET {app_id}:alert:{alert_id} <token> NX PX <lease>`. Taken by someone else ->
   `delivered` means a repeat (dropped, counted); a token means another notifier is on it (or died
   holding it): wait for its lease to expire.
-- deliver: the optional webhook POST (header `Idempotency-Key: <alert_id>`), then one line in the
-  notifications log (flush + fsync). The log line is the delivery's commit point.
+- deliver: the optional webhook POST (`notifier.webhook`), then one line in the notifications log
+  (flush + fsync). The log line is the delivery's commit point. A POST that fails transiently
+  raises, and the caller retries the alert; one the webhook gives up on (a permanent failure, or
+  the retry time used up) goes to the notifications' dead-letter topic, acknowledged before the
+  alert is logged and confirmed like any other.
 - confirm: one Lua script that sets the key to `delivered` (no expiry) and XADDs the notification
   to the stream `{app_id}:notifications`, unless the key already says `delivered` (atomic, so only
   one confirmer adds it).
@@ -20,16 +23,16 @@ from __future__ import annotations
 
 import enum
 import logging
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import redis
 
+from notifier.dead_letters import DeadLetterWriter
 from notifier.log import LogIndex, append_notification, read_notifications
-from paylimit.contracts import LimitAlert, Notification, encode
+from notifier.webhook import Webhook, WebhookFailure
+from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
 from paylimit.errors import ConfigError
 from paylimit.settings import Settings
 
@@ -39,7 +42,7 @@ DELIVERED = "delivered"
 STREAM_MAXLEN = 1_000_000  # approximate cap of the live-followers stream; the log keeps everything
 
 # delete the reservation only if it is still ours (a failed attempt hands the alert back at once)
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # mark delivered and announce on the stream, once: a script runs atomically, so a racing confirmer
 # finds `delivered` and adds nothing (one round trip, where WATCH/GET/MULTI/EXEC took three)
 _CONFIRM = """
@@ -60,17 +63,14 @@ class Outcome(enum.Enum):
 class Attempt:
     outcome: Outcome
     retry_after: float = 0.0  # seconds, for BUSY: what is left of the other holder's lease
-
-
-class WebhookError(Exception):
-    """The webhook did not accept the notification; the delivery is retried."""
+    webhook_failure: WebhookFailure | None = None  # DELIVERED, but the webhook's failure was dead-lettered
 
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A Redis client for the notifier (no I/O until first use)."""
     if not settings.redis_url:
         raise ConfigError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
+    return redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True, socket_timeout=5,
                                 socket_connect_timeout=2)
 
 
@@ -82,19 +82,6 @@ def stream_key(settings: Settings) -> str:
     return f"{settings.app_id}:notifications"
 
 
-def post_webhook(url: str, notification: Notification, timeout: float = 5.0) -> None:
-    """POST the notification as JSON; any non-2xx answer or network error raises WebhookError."""
-    req = urllib.request.Request(url, data=encode(notification), method="POST", headers={
-        "Content-Type": "application/json", "Idempotency-Key": notification.alert_id})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured URL)
-            status = resp.status
-    except (urllib.error.URLError, OSError) as exc:
-        raise WebhookError(f"webhook {url}: {exc}") from None
-    if not 200 <= status < 300:
-        raise WebhookError(f"webhook {url}: HTTP {status}")
-
-
 class Delivery:
     """Delivers alerts exactly once into the log (and webhook), with Redis as the ledger."""
 
@@ -102,9 +89,13 @@ class Delivery:
         self.settings = settings
         self.redis = client
         self.index = index or LogIndex(settings.notifications_log)
+        self.webhook = Webhook(settings.webhook_url.get_secret_value(), settings.webhook_timeout,
+                               settings.webhook_retry_for.total_seconds()) if settings.webhook_url else None
+        # with the POST (at most half the lease) this stays within the lease
+        self.dead_letters = DeadLetterWriter(settings, timeout=settings.notifier_lease.total_seconds() / 4)
         self.token = uuid.uuid4().hex  # this notifier instance; one reservation at a time
         self.lease_ms = max(1, int(settings.notifier_lease.total_seconds() * 1000))
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE)
         self._confirm_script = client.register_script(_CONFIRM)
 
     def deliver(self, alert: LimitAlert) -> Attempt:
@@ -132,15 +123,30 @@ class Delivery:
                 self._confirm(key, notification)
                 return Attempt(Outcome.RECOVERED)
             notification = Notification(**alert.model_dump(), delivered_at=datetime.now(timezone.utc))
-            if self.settings.webhook_url:
-                # well inside the lease, so no other notifier can take the alert over mid-delivery
-                post_webhook(self.settings.webhook_url, notification, timeout=min(5.0, self.lease_ms / 3000))
+            failure = self._post(notification) if self.webhook else None
             append_notification(self.settings.notifications_log, notification)
         except BaseException:
             self._give_back(key)
             raise
         self._confirm(key, notification)
-        return Attempt(Outcome.DELIVERED)
+        return Attempt(Outcome.DELIVERED, webhook_failure=failure)
+
+    def _post(self, notification: Notification) -> WebhookFailure | None:
+        """POST to the webhook; a failure it gives up on is dead-lettered and returned, any other raised."""
+        assert self.webhook is not None
+        try:
+            # the POST's whole deadline is at most half the lease (a setting's check), so no other
+            # notifier can take the alert over while it is in flight
+            self.webhook.post(notification)
+        except WebhookFailure as failure:
+            if not self.webhook.gives_up(failure):
+                raise
+            self.dead_letters.send(NotificationDeadLetter(
+                alert_id=notification.alert_id, notification=notification, webhook=self.webhook.origin,
+                error=failure.kind, status=failure.status, reason=failure.reason,
+                attempts=self.webhook.attempts(notification.alert_id), dead_lettered_at=datetime.now(timezone.utc)))
+            return failure
+        return None
 
     def _logged_notification(self, alert: LimitAlert) -> Notification:
         # the stream gets the same delivered_at the log holds; scanning is fine, alerts are rare

@@ -189,6 +189,24 @@ class DeadLetter(BaseModel):
         )
 
 
+class NotificationDeadLetter(BaseModel):
+    """A notification the webhook did not take, on `payments.notifications.dlq` (key = alert_id).
+
+    The notifications log has it all the same; `paylimit webhook redeliver` POSTs it again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    alert_id: str
+    notification: Notification  # exactly what was POSTed (and logged)
+    webhook: str  # scheme://host[:port] only: the rest of the URL may hold a token
+    error: str  # the failure's kind: timeout, connection, protocol, redirect, http_4xx, http_5xx
+    status: int | None = None  # the HTTP status, when there was one
+    reason: str
+    attempts: int  # POSTs of this alert before it was given up
+    dead_lettered_at: AwareDatetime
+
+
 class LimitOverride(BaseModel):
     """A per-user limit on the compacted `payments.limits` topic (key = user_id)."""
 

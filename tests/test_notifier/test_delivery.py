@@ -95,12 +95,12 @@ def test_crash_after_reserve_is_delivered_when_the_lease_expires(make_settings: 
 
 
 def test_failed_webhook_gives_the_reservation_back_and_marks_nothing(make_settings: Callable[..., Settings]) -> None:
-    from notifier.delivery import WebhookError
+    from notifier.webhook import WebhookFailure
     from paylimit.runtime.processes import free_port
 
     s = make_settings(webhook_url=f"http://127.0.0.1:{free_port()}/hook")
     alert = make_alert()
-    with pytest.raises(WebhookError):
+    with pytest.raises(WebhookFailure):
         Delivery(s, redis_client(s)).deliver(alert)
     assert redis_client(s).get(alert_key(s, alert.alert_id)) is None
     assert read_notifications(s.notifications_log) == []
