@@ -48,15 +48,16 @@ async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 class Processor:
+    """The worker's core: `run` reads and counts the assigned partitions; `process_delivered`
+    counts what the group delivered; `revoke` and `commit` write the state (`Checkpoint`)."""
+
     def __init__(self, settings: Settings, group: Group, days: Days, changelog: Changelog,
-                 limits: Mapping[bytes, bytes], writer: Writer | None = None,
-                 reader: TransactionReader | None = None) -> None:
+                 limits: Mapping[bytes, bytes]) -> None:
         self.settings, self.group, self.days, self.limits = settings, group, days, limits
-        self.reader = reader or TransactionReader(settings)
+        self.reader = TransactionReader(settings)
         self.metrics = Metrics()
         self.lock = asyncio.Lock()  # the reader and the delivered records take turns on the state
-        self.checkpoint = Checkpoint(settings, writer or Writer(settings), days, changelog, self.metrics, group,
-                                     self.lock)
+        self.checkpoint = Checkpoint(settings, Writer(settings), days, changelog, self.metrics, group, self.lock)
         self.cleaned_through: dict[int, float] = {}  # partition -> stream time of its last cleanup
 
     async def next_offset(self, partition: int) -> int:
