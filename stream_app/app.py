@@ -115,7 +115,7 @@ def build_app(settings: Settings) -> faust.App:
     # bytes in: the contracts parse, so a bad record becomes a dead letter
     transactions = app.topic(settings.topic_transactions, partitions=settings.partitions, key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw")
-    # values are the JSON bytes themselves, in memory and in the changelog (see Batch)
+    # values are the JSON bytes themselves, in memory and in the changelog (see StagedWrites)
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes,
                      store=STORE_URL, options={"settings": settings},  # restored in bulk (stream_app.restore)
                      # faust's changelog is compacted; without closed segments it never is

@@ -1,6 +1,6 @@
-"""`Days`, the `days` table's values as the counting reads and writes them, and `Batch`, one batch's
-view of them, written to the table at once; the changed keys are marked for the changelog
-(`stream_app.changelog`).
+"""`Days`, the `days` table's values (days and partitions' progress) as the counting reads and
+writes them, and `StagedWrites`, the writes one batch stages, seen by its own reads and written to
+the table at once; the changed keys are marked for the changelog (`stream_app.changelog`).
 
 Values live in the table's memory store as their JSON bytes (a few hundred bytes per user-day). A
 hot day, counted more than `LIVE_AFTER` times, is also kept decoded (`Days.live`), and its bytes in
@@ -100,7 +100,7 @@ class Days:
         return raw
 
 
-class Batch:
+class StagedWrites:
     """One batch's view of the `days` table: reads see the batch's own earlier writes; `write`
     writes each changed key once to the table, encoded exactly as faust's json codec would (the
     changelog sends these bytes, so faust restores the table from it), and marks it for the

@@ -26,7 +26,7 @@ from confluent_kafka import KafkaException
 from paylimit.contracts import encode
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
-from stream_app.batch import Batch, Days
+from stream_app.batch import StagedWrites, Days
 from stream_app.changelog import Changelog
 from stream_app.handling import Outputs
 from stream_app.metrics import Metrics
@@ -72,7 +72,7 @@ class Checkpoint:
         self.committed: dict[int, int] = {}  # partition -> the next offset last committed
         self.ticks = itertools.count()
 
-    async def commit(self, batch: Batch | None = None, outputs: Outputs | None = None,
+    async def commit(self, batch: StagedWrites | None = None, outputs: Outputs | None = None,
                      partitions: Sequence[int] = ()) -> None:
         """With a batch (counted on `partitions`, under `lock`, which the caller holds): steps 1
         and 2. Without (every commit interval; takes `lock` itself): steps 3 and 4."""

@@ -26,7 +26,7 @@ import orjson
 
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
-from stream_app.batch import Batch, Days, is_progress_key, progress_key
+from stream_app.batch import StagedWrites, Days, is_progress_key, progress_key
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import Checkpoint, Group
 from stream_app.counting import expired, expiry_cutoff
@@ -123,7 +123,7 @@ class Processor:
     async def process(self, records: Sequence[Record]) -> None:
         """Count records that are each the next of their partition (under `lock`, which the caller
         holds), then write their outputs and state (`Checkpoint.commit`)."""
-        batch = Batch(self.days)
+        batch = StagedWrites(self.days)
         outputs = Outputs()
         now = datetime.now(timezone.utc)
         default = self.settings.daily_limit
@@ -149,7 +149,7 @@ class Processor:
             batch.set(partition, progress_key(partition), mark)
         await self.checkpoint.commit(batch, outputs, list(progress))
 
-    def _drop_expired_days(self, batch: Batch, partition: int, stream_time: float) -> None:
+    def _drop_expired_days(self, batch: StagedWrites, partition: int, stream_time: float) -> None:
         """Once per day of stream time per partition: forget days past twice the retention."""
         if stream_time < self.cleaned_through.get(partition, float("-inf")) + DAY:
             return

@@ -9,7 +9,7 @@ import tracemalloc
 import orjson
 
 
-from stream_app.batch import LIVE_AFTER, LIVE_IDLE, Batch, Days, encode_value, is_progress_key, progress_key
+from stream_app.batch import LIVE_AFTER, LIVE_IDLE, StagedWrites, Days, encode_value, is_progress_key, progress_key
 from stream_app.counting import day_key
 from stream_app.state import DayCount
 
@@ -65,7 +65,7 @@ def test_a_restored_value_replaces_the_decoded_day() -> None:
     days = Days({})
     days.put("hot|2026-03-10", new_day(LIVE_AFTER + 1))
     days.values["hot|2026-03-10"] = encode_value(new_day(3).to_json())  # what a restore does
-    restored = Batch(days).day("hot|2026-03-10")
+    restored = StagedWrites(days).day("hot|2026-03-10")
     assert restored is not None and restored.count == 3
     days.put("hot|2026-03-10", None)
-    assert Batch(days).day("hot|2026-03-10") is None and not days.live
+    assert StagedWrites(days).day("hot|2026-03-10") is None and not days.live

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.batch import Batch, Days, progress_key
+from stream_app.batch import StagedWrites, Days, progress_key
 from stream_app.changelog import Changelog
 
 
@@ -26,7 +26,7 @@ def test_a_key_changed_by_many_batches_is_written_once_with_its_last_value() -> 
     state = Days(days)
     changelog = Changelog("app-days-changelog", state)
     for n in range(1, 4):
-        batch = Batch(state)
+        batch = StagedWrites(state)
         batch.set(2, "u1|2026-03-10", {"n": n})
         batch.set(2, progress_key(2), {"o": n * 10, "t": None})
         batch.set(5, progress_key(5), {"o": n, "t": None})
@@ -45,11 +45,11 @@ def test_progress_goes_after_the_counts_it_covers_and_a_dropped_day_is_a_tombsto
     sent = Sent()
     state = Days(days)
     changelog = Changelog("app-days-changelog", state)
-    batch = Batch(state)
+    batch = StagedWrites(state)
     batch.set(0, "old|2026-03-01", {"n": 1})
     batch.write(changelog)
     changelog.flush(sent)  # type: ignore[arg-type]
-    batch = Batch(state)
+    batch = StagedWrites(state)
     batch.set(0, progress_key(0), {"o": 7, "t": 1.0})  # staged first, still written last
     batch.set(0, "old|2026-03-01", None)
     batch.set(0, "new|2026-03-10", {"n": 1})
@@ -65,12 +65,12 @@ def test_keys_the_broker_refused_are_written_again_with_their_values_then() -> N
     sent = Sent()
     state = Days(days)
     changelog = Changelog("app-days-changelog", state)
-    batch = Batch(state)
+    batch = StagedWrites(state)
     batch.set(1, "u1|2026-03-10", {"n": 1})
     batch.set(1, progress_key(1), {"o": 1, "t": None})
     batch.write(changelog)
     refused = changelog.flush(sent)  # type: ignore[arg-type]
-    batch = Batch(state)
+    batch = StagedWrites(state)
     batch.set(1, "u1|2026-03-10", {"n": 2})
     batch.write(changelog)
     changelog.again(refused)

@@ -16,7 +16,7 @@ from faust.types import TP
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings, get_settings
 from stream_app.app import build_app
-from stream_app.batch import Batch, Days
+from stream_app.batch import StagedWrites, Days
 from stream_app.changelog import Changelog
 from stream_app.faust_internals import key_partitions, store_dict
 from stream_app.restore import BulkRestoredStore, read_changelog
@@ -94,7 +94,7 @@ def test_the_keys_the_worker_writes_leave_with_their_partition(tmp_path: Path) -
     table = build_app(settings).tables["days"]
     store = cast(Any, table).data
     days = Days(store_dict(table), key_partitions(store))
-    batch = Batch(days)
+    batch = StagedWrites(days)
     batch.set(0, "kept|2026-03-10", Progress(1, None))
     batch.set(1, "lost|2026-03-10", Progress(2, None))
     batch.write(Changelog(f"{settings.app_id}-days-changelog", days))
