@@ -125,9 +125,10 @@ def verify(
     from notifier.record import read_record
 
     s = settings()
+    want = read_expected(expected)
     with _reading_record():
         delivered = read_record(redis_client(s), s)
-    result = compare(read_expected(expected), delivered)
+    result = compare(want, delivered)
     if as_json:
         print(json.dumps(result.as_json()))
     else:
