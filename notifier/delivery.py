@@ -32,10 +32,9 @@ import redis
 
 from notifier.dead_letters import DeadLetterWriter
 from notifier.log import append_notification
-from notifier.record import counts_key, notifier_name, record_key
+from notifier.record import counts_key, notifier_name, record_key, redis_client  # redis_client: re-exported
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
-from paylimit.errors import ConfigError
 from paylimit.settings import Settings
 
 log = logging.getLogger("paylimit.notifier")
@@ -67,14 +66,6 @@ class Attempt:
     outcome: Outcome
     retry_after: float = 0.0  # seconds, for BUSY: what is left of the other holder's lease
     webhook_failure: WebhookFailure | None = None  # DELIVERED, but the webhook's failure was dead-lettered
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """A Redis client for the notifier (no I/O until first use)."""
-    if not settings.redis_url:
-        raise ConfigError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
-    return redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True, socket_timeout=5,
-                                socket_connect_timeout=2)
 
 
 def alert_key(settings: Settings, alert_id: str) -> str:

@@ -18,9 +18,18 @@ from typing import Any, Callable, Iterator
 import redis
 
 from paylimit.contracts import Notification
+from paylimit.errors import ConfigError
 from paylimit.settings import Settings
 
 PAGE = 1000  # entries per XRANGE / XREAD call
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A Redis client for the notifier (no I/O until first use)."""
+    if not settings.redis_url:
+        raise ConfigError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
+    return redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True, socket_timeout=5,
+                                socket_connect_timeout=2)
 
 
 def record_key(settings: Settings) -> str:
@@ -60,6 +69,11 @@ def read_record_at(client: redis.Redis, settings: Settings) -> tuple[list[Notifi
 def read_record(client: redis.Redis, settings: Settings) -> list[Notification]:
     """Every recorded notification, in delivery order."""
     return read_record_at(client, settings)[0]
+
+
+def read_delivered(settings: Settings) -> list[Notification]:
+    """Every recorded notification, in delivery order, read with a client of its own."""
+    return read_record(redis_client(settings), settings)
 
 
 def recorders(client: redis.Redis, settings: Settings) -> dict[str, list[str]]:

@@ -80,11 +80,11 @@ class Progress:
         self._last = (time.monotonic(), 0, 0)
 
     def refresh(self) -> None:
-        from notifier.log import read_notifications
+        from notifier.record import read_delivered
 
         self.metrics = self.pipeline.worker_metrics() or self.metrics
         self.lag = self.pipeline.lags()[0]
-        self.delivered = read_notifications(self.pipeline.settings.notifications_log)
+        self.delivered = read_delivered(self.pipeline.settings)
         now, sent, processed = time.monotonic(), self.sent, self.metrics.get("consumed", 0)
         then, sent0, processed0 = self._last
         if now - then >= 1.0:
@@ -190,9 +190,9 @@ def demo(
 
 
 def _delivered(s: Settings) -> list:
-    from notifier.log import read_notifications
+    from notifier.record import read_delivered
 
-    return read_notifications(s.notifications_log)
+    return read_delivered(s)
 
 
 def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
@@ -205,7 +205,7 @@ def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
     console.print(verification_table(result))
     console.print(verdict(result))
     paths = Table(show_header=False, box=None)
-    paths.add_row("notifications log", str(s.notifications_log))
+    paths.add_row("notifications export", str(s.notifications_log))
     paths.add_row("expected alerts", str(s.home / EXPECTED_ALERTS))
     paths.add_row("service logs", str(s.home / "logs"))
     paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")
