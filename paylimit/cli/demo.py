@@ -119,6 +119,8 @@ def demo(
     duration: Annotated[float, typer.Option(min=1, help="Real seconds the scenario's simulated days take")] = 60,
     speed: Annotated[float | None, typer.Option(min=0, help="Simulated seconds per real second (overrides --duration)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Stream worker processes")] = 1,
+    notifiers: Annotated[int, typer.Option(min=1, help="Notifier processes, each with a home of its own (as on "
+                                                       "several machines), sharing one record")] = 1,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
@@ -140,6 +142,8 @@ def demo(
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
         pipeline.start(workers)
+        for _ in range(notifiers - 1):
+            pipeline.add_notifier()
         dashboard = pipeline.start_dashboard()
         console.print(f"dashboard: [bold]{dashboard}[/] (live while the demo runs)")
         span = (max(r.at for r in plan.records) - min(r.at for r in plan.records)).total_seconds()
