@@ -70,19 +70,22 @@ def notifications(
 ) -> None:
     """Show the delivered notifications (the shared record: every notifier's)."""
     from notifier.delivery import redis_client
-    from notifier.record import follow_record, read_record_at
+    from notifier.record import follow_record, notifier_counts, read_record_at
 
     s = settings()
     wanted = _parse_date(day)
     client = redis_client(s)
     with _reading_record():
         everything, end = read_record_at(client, s)
+        counts = notifier_counts(client, s)
     existing = [n for n in everything if _matches(n, user, wanted)]
     if as_json:
         for n in existing:
             print(_json_line(n), flush=True)
     else:
         console.print(notifications_table(existing))
+        for who, n in sorted(counts.items()):
+            console.print(f"recorded by notifier {who}: {n}", highlight=False, markup=False)
     if not follow:
         return
     try:

@@ -14,8 +14,8 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from notifier.delivery import redis_client
-from notifier.record import record_key
+from notifier.delivery import Delivery, Outcome, redis_client
+from notifier.record import notifier_name, record_key
 from paylimit.cli.main import app
 from paylimit.contracts import Notification, encode
 from paylimit.errors import ConfigError, InfraError
@@ -77,6 +77,17 @@ def test_notifications_table(home: Settings) -> None:
     code, out = invoke(home, "notifications")
     assert code == 0
     assert "alice" in out and "America/New_York" in out and "11/10" in out and A.crossing_transaction_id[:8] in out
+
+
+def test_notifications_table_says_what_each_notifier_recorded(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings()
+    other = s.model_copy(update={"home": s.home.parent / "machine-b"})
+    for who, alert in ((s, A), (other, B), (other, C)):
+        assert Delivery(who, redis_client(who)).deliver(alert).outcome is Outcome.DELIVERED
+    code, out = invoke(s, "notifications")
+    assert code == 0
+    assert f"recorded by notifier {notifier_name(s)}: 1" in out
+    assert f"recorded by notifier {notifier_name(other)}: 2" in out
 
 
 def config_error(s: Settings, *args: str, error: type[Exception] = ConfigError) -> str:
