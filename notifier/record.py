@@ -87,7 +87,8 @@ def recorders(client: redis.Redis, settings: Settings) -> dict[str, list[str]]:
 
 def notifier_counts(client: redis.Redis, settings: Settings) -> dict[str, int]:
     """Notifier name -> how many notifications it recorded."""
-    return {k: int(v) for k, v in client.hgetall(counts_key(settings)).items()}  # type: ignore[union-attr]
+    counts: dict[str, str] = client.hgetall(counts_key(settings))  # type: ignore[assignment]
+    return {k: int(v) for k, v in counts.items()}
 
 
 def follow_record(client: redis.Redis, settings: Settings, *, start: str,

@@ -84,8 +84,8 @@ def notifications(
             print(_json_line(n), flush=True)
     else:
         console.print(notifications_table(existing))
-        for who, n in sorted(counts.items()):
-            console.print(f"recorded by notifier {who}: {n}", highlight=False, markup=False)
+        for who, recorded in sorted(counts.items()):
+            console.print(f"recorded by notifier {who}: {recorded}", highlight=False, markup=False)
     if not follow:
         return
     try:
