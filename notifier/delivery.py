@@ -44,10 +44,13 @@ DELIVERED = "delivered"
 # delete the reservation only if it is still ours (a failed attempt hands the alert back at once)
 RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # the fenced record: only the holder of the reservation's token records, once (see the docstring)
+# A script that fails midway keeps what it wrote (Redis has no rollback): the record entry goes first,
+# so a failing XADD (e.g. a key of the wrong type) leaves the alert reserved, never marked delivered
+# without its entry; the count goes last, so its failure costs a count, never a second entry.
 _RECORD = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('set', KEYS[1], ARGV[2])
 redis.call('xadd', KEYS[2], '*', 'notification', ARGV[3], 'notifier', ARGV[4])
+redis.call('set', KEYS[1], ARGV[2])
 redis.call('hincrby', KEYS[3], ARGV[4], 1)
 return 1"""
 # extend our own reservation (an attempt that failed on a Redis error keeps it), only if still ours

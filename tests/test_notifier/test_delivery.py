@@ -10,7 +10,7 @@ import redis
 
 from notifier.delivery import DELIVERED, Delivery, Outcome, alert_key, redis_client
 from notifier.log import read_notifications
-from notifier.record import notifier_counts, notifier_name, read_record, recorders
+from notifier.record import notifier_counts, notifier_name, read_record, record_key, recorders
 from paylimit.settings import Settings
 from tests.test_faults.helpers import wait_for
 from tests.test_notifier.factory import make_alert
@@ -99,6 +99,25 @@ def test_a_takeover_on_another_machine_is_recorded_once(make_settings: Callable[
     assert notifier_counts(r, a_settings) == {notifier_name(b_settings): 1}
     assert read_notifications(a_settings.notifications_log) == []
     assert [n.alert_id for n in read_notifications(b_settings.notifications_log)] == [alert.alert_id]
+
+
+def test_a_failed_record_keeps_the_reservation_and_the_next_attempt_records_once(
+        make_settings: Callable[..., Settings]) -> None:
+    """The record script fails at its XADD (the record's key holds a string): nothing is marked
+    delivered; once the key is fixed, the same notifier carries on with its own reservation."""
+    s = make_settings()
+    r = redis_client(s)
+    alert = make_alert()
+    r.set(record_key(s), "not a stream")
+    d = Delivery(s, r)
+    with pytest.raises(redis.ResponseError):
+        d.deliver(alert)
+    key = alert_key(s, alert.alert_id)
+    assert r.get(key) not in (None, DELIVERED) and r.pttl(key) > 0  # still reserved by d
+    assert Delivery(s, r).deliver(alert).outcome is Outcome.BUSY  # and by nobody else
+    r.delete(record_key(s))
+    assert d.deliver(alert).outcome is Outcome.DELIVERED
+    assert stream_ids(s) == [alert.alert_id] and notifier_counts(r, s) == {notifier_name(s): 1}
 
 
 def test_crash_after_reserve_is_delivered_when_the_lease_expires(make_settings: Callable[..., Settings]) -> None:
