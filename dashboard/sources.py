@@ -1,4 +1,4 @@
-"""What the dashboard reads over the network: the workers' HTTP views and the notifications stream."""
+"""What the dashboard reads over the network: the workers' HTTP views and the shared notifications record."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class Workers:
 
 
 def stream_key(settings: Settings) -> str:
-    """The Redis stream the notifier XADDs each delivered notification to."""
+    """The shared record of delivered notifications (a Redis stream every notifier adds to; `notifier.record`)."""
     return f"{settings.app_id}:notifications"
 
 

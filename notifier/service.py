@@ -6,7 +6,7 @@ moment replays at most the alerts in flight, and `Delivery` drops those repeats.
 not a `LimitAlert` is logged, counted and skipped. Redis or Kafka trouble is waited out with capped
 exponential backoff; an alert is never skipped. A webhook's transient failure is retried with its
 own, longer backoff until the webhook gives up (`notifier.webhook`); then, or at once on a
-permanent failure, the alert goes to the notifications' dead letters and is logged all the same,
+permanent failure, the alert goes to the notifications' dead letters and is recorded all the same,
 so a bad webhook holds the alerts behind it up for `PAYLIMIT_WEBHOOK_RETRY_FOR` at most. Webhook
 failures are counted by kind in `NotifierStats`. `run()` loops until `stop()`, so a test can drive
 the service from a thread.
@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from pydantic import ValidationError
 
 from notifier.delivery import Attempt, Delivery, Outcome, redis_client
+from notifier.record import record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert
 from paylimit.settings import Settings
@@ -40,12 +41,12 @@ WEBHOOK_BACKOFF_CAP = 30.0  # also caps a Retry-After
 @dataclass
 class NotifierStats:
     delivered: int = 0
-    recovered: int = 0  # confirmed after a crash between log append and confirm (not appended again)
+    fenced: int = 0  # attempts whose lease ran out before their record: not recorded, tried again
     duplicates_dropped: int = 0
     invalid: int = 0
     retries: int = 0
     webhook_failures: Counter[str] = field(default_factory=Counter)  # failed POSTs by kind (notifier.webhook)
-    webhook_dead_lettered: int = 0  # alerts logged but given up on by the webhook
+    webhook_dead_lettered: int = 0  # alerts recorded but given up on by the webhook
 
     def as_dict(self) -> dict[str, Any]:
         return {**vars(self), "webhook_failures": dict(self.webhook_failures)}
@@ -101,9 +102,9 @@ class Notifier:
         self._consumer = Consumer(conf)
         self._consumer.subscribe([self.settings.topic_alerts])
         hook = self._delivery.webhook
-        log.info("notifier %s: group %s, topic %s, log %s, webhook %s", self._delivery.token[:8],
-                 self.settings.notifier_group_id, self.settings.topic_alerts, self.settings.notifications_log,
-                 hook.origin if hook else "none")
+        log.info("notifier %s (%s): group %s, topic %s, record %s, export %s, webhook %s", self._delivery.token[:8],
+                 self._delivery.name, self.settings.notifier_group_id, self.settings.topic_alerts,
+                 record_key(self.settings), self.settings.notifications_log, hook.origin if hook else "none")
 
     def stop(self) -> None:
         """Ask `run()` to return after the message in hand (an unfinished one is replayed later)."""
@@ -180,6 +181,9 @@ class Notifier:
                 # another notifier holds it, or a dead one whose lease has not run out yet
                 self._stop.wait(min(attempt.retry_after, BACKOFF_CAP))
                 continue
+            if attempt.outcome is Outcome.FENCED:
+                self.stats.fenced += 1  # reserve afresh: delivered again, or found delivered by another
+                continue
             self._count(alert, attempt)
             return True
         return False
@@ -208,17 +212,14 @@ class Notifier:
             self.stats.webhook_dead_lettered += 1
             hook = self._webhook()
             posts = hook.attempts(alert.alert_id)
-            log.warning("webhook %s: alert %s given up after %d POST%s (%s: %s); dead-lettered to %s and logged; "
+            log.warning("webhook %s: alert %s given up after %d POST%s (%s: %s); dead-lettered to %s and recorded; "
                         "`paylimit webhook redeliver` sends it again", hook.origin, alert.alert_id, posts,
                         "s" if posts != 1 else "", failure.kind, failure.reason, self.settings.topic_notifications_dlq)
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates_dropped += 1
             log.info("duplicate alert %s (user %s, %s) dropped", alert.alert_id, alert.user_id, alert.local_date)
             return
-        if outcome is Outcome.RECOVERED:
-            self.stats.recovered += 1
-        else:
-            self.stats.delivered += 1
+        self.stats.delivered += 1
         log.info("%s alert %s: user %s went over %d on %s (%d, %s)%s", outcome.value, alert.alert_id, alert.user_id,
                  alert.limit, alert.local_date, alert.count, alert.timezone, " late" if alert.late else "")
 

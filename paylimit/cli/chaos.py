@@ -229,11 +229,10 @@ def run_chaos(base: Settings, kills: int, seed: int, scenario: str, rate: float,
         result.simulate_exit = sim.wait(timeout=600)
         report(f"simulate finished (exit {result.simulate_exit}); waiting for the pipeline to drain")
         pipeline.wait_drained(timeout=drain_timeout)
-        from notifier.log import read_notifications
+        from notifier.record import read_delivered
 
         if result.simulate_exit == 0:
-            result.verification = verify(read_expected(out / "expected_alerts.jsonl"),
-                                         read_notifications(s.notifications_log))
+            result.verification = verify(read_expected(out / "expected_alerts.jsonl"), read_delivered(s))
     finally:
         if sim.poll() is None:
             sim.kill()

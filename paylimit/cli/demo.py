@@ -80,11 +80,11 @@ class Progress:
         self._last = (time.monotonic(), 0, 0)
 
     def refresh(self) -> None:
-        from notifier.log import read_notifications
+        from notifier.record import read_delivered
 
         self.metrics = self.pipeline.worker_metrics() or self.metrics
         self.lag = self.pipeline.lags()[0]
-        self.delivered = read_notifications(self.pipeline.settings.notifications_log)
+        self.delivered = read_delivered(self.pipeline.settings)
         now, sent, processed = time.monotonic(), self.sent, self.metrics.get("consumed", 0)
         then, sent0, processed0 = self._last
         if now - then >= 1.0:
@@ -119,6 +119,8 @@ def demo(
     duration: Annotated[float, typer.Option(min=1, help="Real seconds the scenario's simulated days take")] = 60,
     speed: Annotated[float | None, typer.Option(min=0, help="Simulated seconds per real second (overrides --duration)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Stream worker processes")] = 1,
+    notifiers: Annotated[int, typer.Option(min=1, help="Notifier processes, each with a home of its own (as on "
+                                                       "several machines), sharing one record")] = 1,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
@@ -140,6 +142,8 @@ def demo(
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
         pipeline.start(workers)
+        for _ in range(notifiers - 1):
+            pipeline.add_notifier()
         dashboard = pipeline.start_dashboard()
         console.print(f"dashboard: [bold]{dashboard}[/] (live while the demo runs)")
         span = (max(r.at for r in plan.records) - min(r.at for r in plan.records)).total_seconds()
@@ -190,9 +194,9 @@ def demo(
 
 
 def _delivered(s: Settings) -> list:
-    from notifier.log import read_notifications
+    from notifier.record import read_delivered
 
-    return read_notifications(s.notifications_log)
+    return read_delivered(s)
 
 
 def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
@@ -205,7 +209,7 @@ def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
     console.print(verification_table(result))
     console.print(verdict(result))
     paths = Table(show_header=False, box=None)
-    paths.add_row("notifications log", str(s.notifications_log))
+    paths.add_row("notifications export", str(s.notifications_log))
     paths.add_row("expected alerts", str(s.home / EXPECTED_ALERTS))
     paths.add_row("service logs", str(s.home / "logs"))
     paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")
