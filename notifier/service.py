@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -103,8 +104,13 @@ class Notifier:
         self.start()
         assert self._consumer is not None
         backoff = Backoff()
+        beat = 0.0
         try:
             while not self._stop.is_set():
+                if self.settings.notifier_heartbeat and time.monotonic() - beat >= 1.0:
+                    # a health check reads its age; a loop stuck retrying a delivery stops touching it
+                    self.settings.notifier_heartbeat.touch()
+                    beat = time.monotonic()
                 msg = self._consumer.poll(self.poll_timeout)
                 if msg is None:
                     continue

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
                                         "good then holds them for the session timeout). None: a dynamic member")
     webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
+    notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
+                                            "loop runs (a health check's probe); None: no file")
 
     @property
     def notifications_log(self) -> Path:
