@@ -52,10 +52,10 @@ def engine_answers() -> bool:
         return False
 
 
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float, detail: Callable[[], Any] = str) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what} {detail()}"
         time.sleep(1)
     return value
 
@@ -86,6 +86,7 @@ class Stack:
     def __init__(self) -> None:
         self.ports = {name: free_port() for name in ("HOST_KAFKA_PORT", "HOST_WORKER_PORT", "HOST_DASHBOARD_PORT")}
         self.env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}}
+        self.last_verdict: dict[str, Any] = {}
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = run(["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
@@ -113,10 +114,12 @@ class Stack:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[port_name]}{path}", timeout=10) as resp:
             return json.loads(resp.read())
 
-    def verify(self, expected: str) -> dict[str, Any]:
+    def verify(self, expected: str) -> dict[str, Any] | None:
+        """`paylimit verify --json` in the notifier container: its verdict if clean, else None."""
         proc = self.paylimit("verify", "--expected", expected, "--json", check=False)
         assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: not clean (yet)
-        return json.loads(proc.stdout)
+        self.last_verdict = json.loads(proc.stdout)
+        return self.last_verdict if self.last_verdict["clean"] else None
 
     def worker_member(self) -> dict[str, Any] | None:
         """The worker's member of the `paylimit` consumer group: its ids and partitions of the input topic."""
@@ -128,7 +131,9 @@ class Stack:
         return members[0] if len(members) == 1 else None
 
     def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail", "60", check=False).stdout
+        """The services' last lines and their states (health checks included), for a failure's post-mortem."""
+        states = "\n".join(f"{name}: {json.dumps(c['State'])}" for name, c in self.containers().items())
+        return self.compose("logs", "--no-color", "--tail", "60", check=False).stdout + "\n" + states
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +147,9 @@ def stack(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     try:
         yield s
     finally:
-        (tmp_path_factory.getbasetemp() / "compose.log").write_text(s.logs())
+        log = tmp_path_factory.getbasetemp() / "compose.log"
+        log.write_text(s.logs())
+        print(f"the services' logs: {log}")
         s.compose("down", "-v", "--remove-orphans", check=False)
 
 
@@ -157,7 +164,8 @@ def test_compose_demo_end_to_end(stack: Stack) -> None:
         assert running[name]["Config"]["User"] not in ("", "root", "0"), f"{name} runs as root"
 
     stack.compose("--profile", "simulate", "run", "--rm", "simulator", timeout=300)
-    verdict = wait_until("verify to be clean", lambda: (v := stack.verify("/data/run/expected_alerts.jsonl"))["clean"] and v, 180)
+    verdict = wait_until("verify to be clean", lambda: stack.verify("/data/run/expected_alerts.jsonl"), 180,
+                         lambda: stack.last_verdict)
     assert verdict["expected"] > 0 and verdict["delivered"] == verdict["expected"]
     shown = stack.paylimit("notifications", "--json").stdout.splitlines()
     assert len(shown) == verdict["expected"]
@@ -201,7 +209,8 @@ def test_compose_demo_end_to_end(stack: Stack) -> None:
     assert second and not first & {json.loads(ln)["alert_id"] for ln in second}
     stack.compose("exec", "-T", "notifier", "sh", "-c",
                   "cat /data/run/expected_alerts.jsonl /data/run2/expected_alerts.jsonl > /data/expected-both.jsonl")
-    both = wait_until("verify to be clean after the crash", lambda: (v := stack.verify("/data/expected-both.jsonl"))["clean"] and v, 240)
+    both = wait_until("verify to be clean after the crash", lambda: stack.verify("/data/expected-both.jsonl"), 240,
+                      lambda: stack.last_verdict)
     assert both["delivered"] == len(first) + len(second)
 
     # SIGTERM, then SIGKILL after 10 s (compose's default): every service stops by itself in time

@@ -4,7 +4,8 @@ cannot pull (no registry reachable): built from Debian's packages and Maven Cent
 - `paylimit-local/python:3.11` for `python:3.11-slim`: Debian's Python 3.11 in a venv on PATH,
   trusting the CA bundle pip on this host is configured with (`pip config`), so the Dockerfile's
   `pip install` reaches PyPI the way pip here does.
-- `paylimit-local/redis:7` for `redis:7`: Debian's redis-server, run as `redis` in `/data`.
+- `paylimit-local/redis:7` for `redis:7`: Debian's redis-server, run as `redis` in `/data`, with
+  protected mode off as in the official image.
 - `paylimit-local/kafka:<version>` for `apache/kafka:<version>`: Debian's JRE, the Kafka jars and
   `docker/standins/kafka/` (the image's environment contract, as far as the compose file uses it).
 
@@ -45,9 +46,9 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Standin:
     tag: str
     packages: list[str]
-    hook: str  # shell run on the host after the packages are in; "$1" is the root filesystem
+    hook: str  # shell run on the host once the packages are in: "$1" is the root filesystem, {stage} `files`
     changes: list[str]  # Dockerfile instructions for `docker import --change`
-    inputs: list[bytes] = field(default_factory=list)  # what else the image is made of, for its hash
+    files: dict[str, Path] = field(default_factory=dict)  # name under {stage} -> a file or folder on the host
 
 
 def pip_cert() -> Path | None:
@@ -62,46 +63,48 @@ def pip_cert() -> Path | None:
 
 def python_standin(cert: Path | None) -> Standin:
     hook = 'chroot "$1" python3 -m venv /opt/python'
-    inputs = []
+    files = {}
     if cert is not None:
         # trust what this host's pip trusts (a TLS-inspecting proxy's CA, say), as pip here does
-        hook += f' && cp {cert} "$1/etc/ssl/certs/ca-certificates.crt"' \
-                ' && printf "[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n" > "$1/etc/pip.conf"'
-        inputs.append(cert.read_bytes())
+        hook += (' && cp {stage}/ca.crt "$1/etc/ssl/certs/ca-certificates.crt"'
+                 ' && printf "[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n" > "$1/etc/pip.conf"')
+        files["ca.crt"] = cert
     return Standin("paylimit-local/python:3.11", ["python3", "python3-venv", "ca-certificates", "passwd"], hook,
-                   [f"ENV PATH=/opt/python/bin:{PATH}", "ENV LANG=C.UTF-8", 'CMD ["python3"]'], inputs)
+                   [f"ENV PATH=/opt/python/bin:{PATH}", "ENV LANG=C.UTF-8", 'CMD ["python3"]'], files)
 
 
 def redis_standin() -> Standin:
-    hook = 'mkdir -p "$1/data" && chroot "$1" chown redis:redis /data'
+    hook = ('mkdir -p "$1/data" && chroot "$1" chown redis:redis /data'
+            ' && cp {stage}/redis-server "$1/usr/local/bin/redis-server"')
     return Standin("paylimit-local/redis:7", ["redis-server"], hook,
-                   ["USER redis", "WORKDIR /data", "EXPOSE 6379", 'CMD ["redis-server"]'])
+                   ["USER redis", "WORKDIR /data", "EXPOSE 6379", 'CMD ["redis-server"]'],
+                   {"redis-server": STANDINS / "redis" / "redis-server"})
 
 
 def kafka_standin(settings: Settings, stage: Path, announce: Callable[[str], None]) -> Standin:
-    libs = kafka_broker.ensure_jars(settings, announce)
-    scripts = STANDINS / "kafka"
     log4j2 = stage / "log4j2.properties"  # the local broker's: warnings, and the line saying it started
     log4j2.write_text(kafka_broker.LOG4J2)
-    hook = (f'mkdir -p "$1/opt/kafka/bin" "$1/opt/kafka/config" "$1/etc/kafka/docker" "$1/var/lib/kafka/data"'
-            f' && cp -r {libs} "$1/opt/kafka/libs"'
-            f' && cp {scripts}/kafka-run-class.sh {scripts}/kafka-topics.sh "$1/opt/kafka/bin/"'
-            f' && cp {scripts}/run "$1/etc/kafka/docker/run"'
-            f' && cp {log4j2} "$1/opt/kafka/config/log4j2.properties"'
+    hook = ('mkdir -p "$1/opt/kafka/config" "$1/etc/kafka/docker" "$1/var/lib/kafka/data"'
+            ' && cp -rL {stage}/libs {stage}/bin "$1/opt/kafka/"'
+            ' && cp {stage}/run "$1/etc/kafka/docker/run" && cp {stage}/log4j2 "$1/opt/kafka/config/log4j2.properties"'
             ' && chroot "$1" useradd --no-create-home --uid 1000 appuser'
             ' && chroot "$1" chown -R appuser /opt/kafka/config /var/lib/kafka')
-    jars = sorted(p.name for p in libs.iterdir())
+    scripts = STANDINS / "kafka"
     return Standin(f"paylimit-local/kafka:{settings.kafka_version}", ["openjdk-17-jre-headless", "passwd"], hook,
                    ["USER appuser", "WORKDIR /opt/kafka", "EXPOSE 9092", 'ENTRYPOINT ["/etc/kafka/docker/run"]'],
-                   ["\n".join(jars).encode(), log4j2.read_bytes(), *(p.read_bytes() for p in sorted(scripts.iterdir()))])
+                   {"libs": kafka_broker.ensure_jars(settings, announce), "bin": scripts / "bin",
+                    "run": scripts / "run", "log4j2": log4j2})
 
 
 def content_hash(standin: Standin) -> str:
+    """Of everything the image is made of."""
     digest = hashlib.sha256()
     for part in [*MMDEBSTRAP, *MIRRORS, standin.tag, standin.hook, *standin.packages, *standin.changes]:
         digest.update(part.encode() + b"\0")
-    for blob in standin.inputs:
-        digest.update(hashlib.sha256(blob).digest())
+    for name, path in sorted(standin.files.items()):
+        for f in sorted(path.iterdir()) if path.is_dir() else [path]:
+            data = b"" if f.suffix == ".jar" else f.read_bytes()  # a jar by its name: it carries its version
+            digest.update(f"{name}/{f.name}\0".encode() + data)
     return digest.hexdigest()[:20]
 
 
@@ -118,10 +121,14 @@ def build(standin: Standin, announce: Callable[[str], None]) -> None:
     announce(f"building {standin.tag} from Debian {SUITE} ({', '.join(standin.packages)})")
     changes = [*standin.changes, f"LABEL {HASH_LABEL}={content_hash(standin)}"]
     with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "stage"
+        stage.mkdir()
+        for name, path in standin.files.items():
+            (stage / name).symlink_to(path)
         log = Path(tmp) / "mmdebstrap.log"
         with open(log, "wb") as err:
             strap = subprocess.Popen(
-                [*MMDEBSTRAP, "--include=" + ",".join(standin.packages), "--customize-hook=" + standin.hook,
+                [*MMDEBSTRAP, "--include=" + ",".join(standin.packages), "--customize-hook=" + standin.hook.format(stage=stage),
                  SUITE, "-", *MIRRORS],
                 stdout=subprocess.PIPE, stderr=err)
             load = subprocess.run(["docker", "import", *(a for c in changes for a in ("--change", c)), "-", standin.tag],
