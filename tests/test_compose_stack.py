@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient
 from paylimit.runtime import images
 from paylimit.runtime.processes import free_port
 from paylimit.settings import get_settings
+from producer_sim.scenario import scenario_path
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
@@ -43,8 +44,9 @@ CRASHES: dict[str, int] = {}  # restarts of each service (by compose's policy) w
 DASHBOARD_ERRORS: dict[str, str | None] = {}  # the dashboard's snapshot after the first run
 
 
-def run(argv: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+def run(argv: list[str], timeout: float = 600, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=stdin)
 
 
 def engine_answers() -> bool:
@@ -90,9 +92,10 @@ class Stack:
         self.env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}}
         self.last_verdict: dict[str, Any] = {}
 
-    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def compose(self, *args: str, timeout: float = 600, check: bool = True,
+                stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = run(["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
-                    "-f", str(images.OVERRIDE), *args], timeout=timeout, env=self.env)
+                    "-f", str(images.OVERRIDE), *args], timeout=timeout, env=self.env, stdin=stdin)
         assert not check or proc.returncode == 0, f"docker compose {' '.join(args)}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
         return proc
 
@@ -183,11 +186,15 @@ def test_compose_demo_end_to_end(stack: Stack) -> None:
     assert {k: v for k, v in snapshot["errors"].items() if k != "usage"} == {"workers": None, "kafka": None, "redis": None}
     DASHBOARD_ERRORS.update(snapshot["errors"])
 
-    # a second scenario (other users and dates), rate-capped so the worker is mid-run when it crashes
+    # a second scenario (other users), rate-capped so the worker is mid-run when it crashes; moved to
+    # days after the first run's (the worker dead-letters what is older than its retention by then)
+    later = scenario_path("heavy_users").read_text().replace("2024-09-02", "2025-03-03")  # its start and whole days
+    assert "2024-" not in later
+    stack.compose("exec", "-T", "notifier", "sh", "-c", "cat > /data/later.yaml", stdin=later)
     before = wait_until("the worker's group member", stack.worker_member, 60)
     assert before["instance"] == "worker" and before["partitions"] == list(range(6))
     consumed = stack.http_json("HOST_WORKER_PORT", "/metrics")["consumed"]
-    sim = stack.popen("--profile", "simulate", "run", "--rm", "simulator", "simulate", "--scenario", "heavy_users",
+    sim = stack.popen("--profile", "simulate", "run", "--rm", "simulator", "simulate", "--scenario", "/data/later.yaml",
                       "--seed", "2", "--rate", "60", "--out", "/data/run2")
     try:
         wait_until("the worker to count the second run",
