@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,8 +120,13 @@ class Notifier:
         self.start()
         assert self._consumer is not None
         backoff = Backoff()
+        beat = 0.0
         try:
             while not self._stop.is_set():
+                if self.settings.notifier_heartbeat and time.monotonic() - beat >= 1.0:
+                    # a health check reads its age; a loop stuck retrying a delivery stops touching it
+                    self.settings.notifier_heartbeat.touch()
+                    beat = time.monotonic()
                 msg = self._consumer.poll(self.poll_timeout)
                 if msg is None:
                     continue

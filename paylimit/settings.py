@@ -125,6 +125,8 @@ class Settings(BaseSettings):
             return self.web_advertised_url.rstrip("/")
         host = socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host
         return f"http://[{host}]:{self.web_port}" if ":" in host else f"http://{host}:{self.web_port}"
+    notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
+                                            "loop runs (a health check's probe); None: no file")
 
     @property
     def notifications_log(self) -> Path:

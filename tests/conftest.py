@@ -1,8 +1,10 @@
 """Real services for the tests, chosen the way `paylimit infra` chooses them.
 
-PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS / PAYLIMIT_REDIS_URL given -> use them; else a Docker engine
-reachable -> testcontainers; else -> the local runtime (real Kafka broker and redis-server
-processes under a temporary PAYLIMIT_HOME), stopped at the end of the session.
+PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS / PAYLIMIT_REDIS_URL given -> use them; else a Docker engine that
+already holds the images testcontainers needs (`containers.images_present`: nothing is pulled) ->
+testcontainers; else -> the local runtime (real Kafka broker and redis-server processes under a
+temporary PAYLIMIT_HOME), stopped at the end of the session. An engine without those images (the
+compose test's, say, where no registry answers) leaves the tests on the local runtime.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     if kafka and rds:
         yield kafka, rds
         return
-    from paylimit.runtime.containers import docker_available, kafka_and_redis
+    from paylimit.runtime.containers import images_present, kafka_and_redis
 
-    if docker_available():
+    if images_present():
         with kafka_and_redis() as pair:
             yield pair
         return

@@ -6,6 +6,7 @@ from the typer app at run time, so a renamed or missing subcommand fails here.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def test_simulator_behind_profile(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_worker_port_on_loopback(services: dict[str, dict[str, Any]]) -> None:
-    assert "127.0.0.1:6066:6066" in services["worker"]["ports"]
+    assert "127.0.0.1:${HOST_WORKER_PORT:-6066}:6066" in services["worker"]["ports"]
     assert env_of(services["worker"])["PAYLIMIT_WEB_HOST"] == "0.0.0.0"  # reachable through the published port
     for svc in services.values():
         for port in svc.get("ports", []):
@@ -135,9 +136,13 @@ def test_kafka_is_kraft_single_node(services: dict[str, dict[str, Any]]) -> None
 
 def test_dockerfile() -> None:
     lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    assert lines[0] == "FROM python:3.11-slim"
-    assert any(ln.startswith("RUN pip install .") for ln in lines)
-    assert 'ENTRYPOINT ["paylimit"]' in lines
+    assert lines[:2] == ["ARG PYTHON_IMAGE=python:3.11-slim", "FROM ${PYTHON_IMAGE}"]
+    assert any(ln.startswith("RUN pip install --no-deps .") for ln in lines)
+    assert 'ENTRYPOINT ["paylimit"]' in lines and "USER paylimit" in lines
+    # every package pyproject installs is copied into the image (dashboard/ once was not)
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in packages:
+        assert f"COPY {package.rstrip('*')} ./{package.rstrip('*')}" in lines, package
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored and ".paylimit" in ignored
 
@@ -146,3 +151,22 @@ def test_the_worker_is_a_static_member_compose_restarts(services: dict[str, dict
     # one worker (its port is published), restarted by compose under the same id after a crash
     assert services["worker"]["restart"] == "unless-stopped"
     assert env_of(services["worker"])["PAYLIMIT_WORKER_INSTANCE"] == "worker"
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in services.items():
+        if "simulate" not in svc.get("profiles", []):
+            assert argv(svc["healthcheck"]["test"])[0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_the_local_override_only_swaps_images() -> None:
+    # docker/compose.local.yml (no registry): same services, only images and the Dockerfile's base
+    doc = yaml.safe_load((ROOT / "docker" / "compose.local.yml").read_text())
+    compose_doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, svc in doc["services"].items():
+        if "image" in svc:
+            assert set(svc) == {"image"}, name
+            upstream = compose_doc["services"][name]["image"]
+            assert svc["image"].rsplit(":", 1)[1] == upstream.rsplit(":", 1)[1], name  # the same version
+        else:
+            assert svc == {"build": {"args": {"PYTHON_IMAGE": "paylimit-local/python:3.11"}}}, name

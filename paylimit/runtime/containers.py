@@ -1,4 +1,7 @@
-"""The Docker path: Kafka and Redis from testcontainers, when a Docker engine is reachable."""
+"""The Docker path of the tests: Kafka and Redis from testcontainers, only when a Docker engine
+answers AND every image they need is already in its image store (testcontainers would pull the
+missing ones, and where no registry answers that fails). Nothing here ever pulls.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +10,34 @@ import subprocess
 from contextlib import contextmanager
 from typing import Iterator
 
+KAFKA_IMAGE = "apache/kafka:4.1.0"
+REDIS_IMAGE = "redis:7"
 
-def docker_available() -> bool:
+
+def needed_images() -> list[str]:
+    from testcontainers.core.config import testcontainers_config as config
+
+    return [KAFKA_IMAGE, REDIS_IMAGE, *([] if config.ryuk_disabled else [config.ryuk_image])]
+
+
+def images_present() -> bool:
+    """A Docker engine answers and holds every image the testcontainers path needs."""
     if not shutil.which("docker"):
         return False
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(["docker", "image", "inspect", *needed_images()], capture_output=True,
+                              timeout=20).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
 @contextmanager
-def kafka_and_redis(kafka_image: str = "apache/kafka:4.1.0") -> Iterator[tuple[str, str]]:
+def kafka_and_redis() -> Iterator[tuple[str, str]]:
     """Yield (bootstrap servers, redis url) of throwaway containers."""
     from testcontainers.kafka import KafkaContainer
     from testcontainers.redis import RedisContainer
 
-    with KafkaContainer(kafka_image).with_kraft() as kafka, RedisContainer("redis:7").with_command(
+    with KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka, RedisContainer(REDIS_IMAGE).with_command(
         "redis-server --appendonly yes --appendfsync always"
     ) as rds:
         host, port = rds.get_container_host_ip(), rds.get_exposed_port(6379)

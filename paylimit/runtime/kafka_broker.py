@@ -1,6 +1,7 @@
 """A real Apache Kafka broker (KRaft, one node as broker and controller) from the official jars.
 
-The jars of `org.apache.kafka:kafka_2.13` and their runtime dependencies, plus a log4j2 binding,
+The jars of `org.apache.kafka:kafka_2.13` and `kafka-tools` (the command-line tools' classes, for
+the Docker stand-in's `kafka-topics.sh`) and their runtime dependencies, plus a log4j2 binding,
 are resolved once with Maven into `~/.cache/paylimit/kafka-<version>/libs`; storage is formatted
 with Kafka's own StorageTool and the broker is started with `kafka.Kafka`.
 """
@@ -27,6 +28,7 @@ POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <packaging>pom</packaging>
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>{kafka}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>{log4j}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{log4j}</version></dependency>
     <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>{slf4j}</version></dependency>
@@ -85,7 +87,7 @@ def require_tools() -> None:
 def ensure_jars(settings: Settings, announce: Callable[[str], None]) -> Path:
     """Resolve the Kafka jars into the per-version cache (first run only)."""
     libs = libs_dir(settings)
-    if (libs / f"kafka_2.13-{settings.kafka_version}.jar").exists():
+    if (libs / f"kafka-tools-{settings.kafka_version}.jar").exists():
         return libs
     require_tools()
     if not shutil.which("mvn"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -154,3 +155,15 @@ def test_redis_down_waits_and_never_skips(make_settings: Callable[..., Settings]
     notifier = run_notifier(s)  # Redis back: the same group picks the alert up again
     wait_for(lambda: notifier.stats.delivered == 1)
     assert [n.alert_id for n in read_notifications(s.notifications_log)] == [alert.alert_id]
+
+
+def test_heartbeat_file_is_touched_while_the_loop_runs(make_settings: Callable[..., Settings],
+                                                       run_notifier: Callable[[Settings], Notifier],
+                                                       tmp_path: Path) -> None:
+    # docker-compose.yml's health check of the notifier reads this file's age
+    beat = tmp_path / "notifier.heartbeat"
+    s = make_settings(notifier_heartbeat=beat)
+    run_notifier(s)
+    wait_for(beat.exists)
+    first = beat.stat().st_mtime_ns
+    wait_for(lambda: beat.stat().st_mtime_ns > first)  # touched again, not just once at start
