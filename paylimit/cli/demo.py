@@ -23,7 +23,7 @@ from rich.table import Table
 from paylimit.cli.common import console, settings
 from paylimit.cli.notifications import notifications_table, verdict, verification_table
 from paylimit.errors import InfraError
-from paylimit.kafka import ensure_topics, wait_for_broker
+from paylimit.kafka import CONNECT_TIMEOUT, ensure_topics, wait_for_broker
 from paylimit.runtime import local
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -51,9 +51,6 @@ def _needs_local_infra(base: Settings) -> bool:
 
 def _connect(base: Settings, start_infra: bool) -> Settings:
     """Settings on reachable Kafka and Redis, starting the local ones if asked to."""
-    if base.kafka_bootstrap_servers and base.redis_url:
-        wait_for_broker(base, timeout=20)
-        return base
     if start_infra:
         with console.status("Starting Kafka and Redis…") as status:
 
@@ -62,7 +59,9 @@ def _connect(base: Settings, start_infra: bool) -> Settings:
                 status.update(m)
 
             local.up(base, announce=announce)
-    return local.resolve(base)
+    s = local.resolve(base)
+    wait_for_broker(s, timeout=CONNECT_TIMEOUT)
+    return s
 
 
 class Progress:

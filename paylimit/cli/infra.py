@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 from rich.table import Table
 
@@ -45,10 +47,11 @@ def status() -> None:
 
 @app.command()
 def env() -> None:
-    """Print PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=… and PAYLIMIT_REDIS_URL=… lines for `eval`."""
+    """Print `export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=…` and `export PAYLIMIT_REDIS_URL=…` lines for
+    `eval`: exported, so the commands the shell starts next (pytest, paylimit) see them."""
     s = local.resolve(settings())
-    print(f"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={s.kafka_bootstrap_servers}")
-    print(f"PAYLIMIT_REDIS_URL={s.redis_url}")
+    print(f"export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={shlex.quote(str(s.kafka_bootstrap_servers))}")
+    print(f"export PAYLIMIT_REDIS_URL={shlex.quote(str(s.redis_url))}")
 
 
 def _word(running: bool) -> str:
