@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from typing import Any
 
 from rich.console import Console
@@ -51,3 +53,23 @@ def connected_settings() -> Settings:
 def fail(message: str, code: int = 1) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # a message is text, not markup
     sys.exit(code)
+
+
+#: seconds a service has, after SIGTERM or SIGINT, to stop cleanly before it exits anyway
+STOP_GRACE = 5.0
+
+
+def exit_after_grace(service: str) -> None:
+    """Called when a service is asked to stop: if its clean stop takes longer than STOP_GRACE
+    (its last writes waiting for a broker that is gone, faust's consumer thread retrying it), the
+    process exits anyway. That is no worse than `kill -9`, which every service survives: the
+    worker replays from its changelog, the notifier from its stored offsets."""
+
+    def give_up() -> None:
+        print(f"{service} did not stop within {STOP_GRACE:.0f} s of the signal: exiting without waiting",
+              file=sys.stderr, flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(STOP_GRACE, give_up)
+    timer.daemon = True
+    timer.start()

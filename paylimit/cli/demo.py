@@ -176,7 +176,7 @@ def demo(
         console.print("[yellow]interrupted: stopping everything[/]")
     finally:
         if keep_running and not interrupted and pipeline:
-            console.print(f"still running: worker {pipeline.worker_url()}, notifier; `paylimit infra down` stops Kafka and Redis")
+            _left_running(base, pipeline)
         else:
             if pipeline:
                 pipeline.stop()
@@ -186,6 +186,22 @@ def demo(
         raise typer.Exit(130)
     clean = verify(read_expected(s.home / EXPECTED_ALERTS), _delivered(s)).clean
     raise typer.Exit(0 if clean else 1)
+
+
+def _left_running(base: Settings, pipeline: Pipeline) -> None:
+    """List everything the demo leaves running, and record it for `paylimit infra down`."""
+    services = pipeline.running()
+    local.keep_services(base, services)
+    state = local.read_state(base)
+    table = Table("still running", "pid", "address", box=None,
+                  title="left running: `paylimit infra down` stops all of it", title_justify="left")
+    for svc in services:
+        table.add_row(svc["name"], str(svc["pid"]), svc["address"])
+    if not base.kafka_bootstrap_servers and state.kafka_running:  # the local infra, not one of the user's own
+        table.add_row("kafka", str(state.kafka_pid), state.kafka_bootstrap)
+    if not base.redis_url and state.redis_running:
+        table.add_row("redis", str(state.redis_pid), state.redis_url)
+    console.print(table)
 
 
 def _delivered(s: Settings) -> list:

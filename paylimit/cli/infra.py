@@ -30,9 +30,12 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop Kafka and Redis; their data stays under PAYLIMIT_HOME."""
-    local.down(settings())
-    console.print("Kafka and Redis stopped.")
+    """Stop what `paylimit demo --keep-running` left running, then Kafka and Redis; their data
+    stays under PAYLIMIT_HOME."""
+    s = settings()
+    services = [svc["name"] for svc in local.running_services(local.read_state(s))]
+    local.down(s)
+    console.print(f"{', '.join(services)}, " * bool(services) + "Kafka and Redis stopped.")
 
 
 @app.command()
@@ -42,6 +45,8 @@ def status() -> None:
     table = Table("service", "state", "address", "pid")
     table.add_row("kafka", _word(state.kafka_running), state.kafka_bootstrap or "-", str(state.kafka_pid or "-"))
     table.add_row("redis", _word(state.redis_running), state.redis_url or "-", str(state.redis_pid or "-"))
+    for svc in local.running_services(state):  # left by `paylimit demo --keep-running`
+        table.add_row(svc["name"], _word(True), svc["address"], str(svc["pid"]))
     console.print(table)
 
 

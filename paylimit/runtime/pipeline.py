@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 
 from paylimit.errors import InfraError
@@ -159,11 +160,20 @@ class Pipeline:
         log = self.dashboard.log
         raise InfraError(f"the dashboard did not answer on {url}; tail of {log}:\n{processes.tail(log)}")
 
+    def services(self) -> list[ServiceProcess]:
+        return [*self.workers, *([self.notifier] if self.notifier else []), *([self.dashboard] if self.dashboard else [])]
+
+    def running(self) -> list[dict[str, Any]]:
+        """Each service still running: name, pid and where to reach it (its URL, or its log)."""
+        urls = {**{w.name: self.worker_url(w) for w in self.workers},
+                **({"dashboard": f"http://{self.dashboard.settings.web_host}:{self.dashboard.settings.dashboard_port}/"}
+                   if self.dashboard else {})}
+        return [{"name": svc.name, "pid": svc.pid, "address": urls.get(svc.name, str(svc.log))}
+                for svc in self.services() if svc.alive]
+
     def stop(self) -> None:
         if self._lag_readers is not None:
             for reader in self._lag_readers:
                 reader.close()
             self._lag_readers = None
-        for svc in [*self.workers, *([self.notifier] if self.notifier else []),
-                    *([self.dashboard] if self.dashboard else [])]:
-            svc.stop()
+        processes.stop_all([svc.pid for svc in self.services()], timeout=20)
