@@ -8,6 +8,7 @@ consumer groups and directory (`PAYLIMIT_HOME/runs/<run>`), so runs never mix.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -134,7 +135,10 @@ def demo(
     interrupted = False
     try:
         s = _run_settings(_connect(base, started_infra))
-        s.home.mkdir(parents=True, exist_ok=True)
+        (s.home / "logs").mkdir(parents=True, exist_ok=True)
+        # this process's own Kafka clients (lag, simulator) log beside the services, not into the display
+        logging.basicConfig(filename=s.home / "logs" / "demo.log", level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         pipeline = Pipeline(s)
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
