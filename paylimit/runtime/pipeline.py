@@ -28,6 +28,9 @@ class ServiceProcess:
     settings: Settings
     pid: int | None = None
     restarts: int = 0
+    # when the process started: once it has exited and been reaped, its pid may be another
+    # process's (pids wrap around at 32768 here), which must never get this service's signals
+    started: float | None = None
 
     @property
     def log(self) -> Path:
@@ -35,24 +38,27 @@ class ServiceProcess:
 
     @property
     def alive(self) -> bool:
-        return processes.alive(self.pid)
+        return self.started is not None and processes.started_at(self.pid) == self.started
 
     def start(self) -> None:
         import os
 
         env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
         self.pid = processes.spawn([sys.executable, "-m", "paylimit", self.command], self.log, env=env)
+        self.started = processes.started_at(self.pid)
 
     def kill9(self) -> None:
         assert self.pid is not None
-        processes.kill9(self.pid)
+        if self.alive:
+            processes.kill9(self.pid)
 
     def restart(self) -> None:
         self.restarts += 1
         self.start()
 
     def stop(self) -> None:
-        processes.stop(self.pid, timeout=20)
+        if self.alive:
+            processes.stop(self.pid, timeout=20)
 
 
 @dataclass
@@ -176,4 +182,4 @@ class Pipeline:
             for reader in self._lag_readers:
                 reader.close()
             self._lag_readers = None
-        processes.stop_all([svc.pid for svc in self.services()], timeout=20)
+        processes.stop_all([svc.pid for svc in self.services() if svc.alive], timeout=20)

@@ -88,7 +88,8 @@ def test_every_service_stops_within_seconds_of_sigterm_with_kafka_and_redis_gone
         assert not Publisher(s, plan.records).run().failed
         pipeline.wait_drained(timeout=180)  # the workers hold state, and have counted into it
         services = {svc.name: svc.pid for svc in pipeline.services()}
-        assert len(services) == 4 and all(running(pid) for pid in services.values() if pid)
+        dead = {svc.name: processes.tail(svc.log) for svc in pipeline.services() if not svc.alive}
+        assert len(services) == 4 and dead == {}
 
         local.stop_kafka(infra)
         local.stop_redis(infra)
