@@ -1,8 +1,8 @@
 """Kafka, as the dashboard sees it: end offsets (events in), consumer lag, and which users are active.
 
 Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
-offsets and the lag of both consumer groups in batched requests (what `paylimit.kafka.LagReader`
-computes, without a consumer per group). `ActiveUsers` reads the transactions topic from
+end offsets in batched requests, a consumer of each group its committed offsets (what
+`paylimit.kafka.LagReader` computes). `ActiveUsers` reads the transactions topic from
 the records produced in the last 48 hours (Kafka's produce timestamps, so a replayed
 scenario of past days is included) and notes, per succeeded
 transaction, the user and its local date, so the dashboard knows whose usage to ask the worker
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from paylimit.settings import Settings
@@ -43,9 +43,21 @@ class KafkaProbe:
         self.settings = settings
         self.timeout = timeout
         self.admin: AdminClient | None = None
+        self.groups: dict[str, Consumer] = {}
 
     def start(self) -> None:
-        self.admin = AdminClient(self.settings.kafka_client_config(log_level=0))
+        s = self.settings
+        self.admin = AdminClient(s.kafka_client_config(log_level=0))
+        # committed offsets through a (never subscribed) consumer of each group: the AdminClient's
+        # list_consumer_group_offsets kills the process with SIGSEGV (librdkafka 2.16) when the
+        # group's coordinator is not ready, as on a broker started a moment ago (`paylimit demo`)
+        self.groups = {g: Consumer(s.kafka_client_config(**{"group.id": g, "enable.auto.commit": False}))
+                       for g in (s.app_id, s.notifier_group_id)}
+
+    def stop(self) -> None:
+        for consumer in self.groups.values():
+            consumer.close()
+        self.groups = {}
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
         assert self.admin is not None
@@ -60,10 +72,7 @@ class KafkaProbe:
         return {tp.partition: fut.result().offset for tp, fut in futures.items()}
 
     def _lag(self, group: str, tps: list[TopicPartition], ends: dict[int, int]) -> int:
-        assert self.admin is not None
-        req = [ConsumerGroupTopicPartitions(group, tps)]
-        fut = self.admin.list_consumer_group_offsets(req, request_timeout=self.timeout)[group]
-        committed = {tp.partition: tp.offset for tp in fut.result().topic_partitions}
+        committed = {tp.partition: tp.offset for tp in self.groups[group].committed(tps, timeout=self.timeout)}
         # no commit yet: the group starts from the earliest offset, so everything is lag
         return sum(end - max(committed.get(p, -1), 0) for p, end in ends.items())
 

@@ -67,6 +67,10 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+#: how long a command waits for Kafka to answer at start before it gives up with one line
+CONNECT_TIMEOUT = 10.0
+
+
 def transient(exc: KafkaException) -> bool:
     return bool(exc.args[0].retriable()) or exc.args[0].code() in TRANSIENT
 
@@ -86,7 +90,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     """Create paylimit's topics if missing; each admin future is checked on its own."""
     admin = AdminClient(settings.kafka_client_config())
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise InfraError(f"cannot list the topics on Kafka at {settings.kafka_bootstrap_servers}: "
+                         f"{exc.args[0].str()}") from None
     wanted = [t for t in topic_specs(settings) if t.topic not in existing]
     if not wanted:
         return
@@ -100,19 +108,20 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
 
 def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
     """Block until the broker answers a metadata request, or raise InfraError."""
-    # log_level 0: while the broker boots, librdkafka would print a "connection refused" line per try
+    # log_level 0: while the broker boots, librdkafka would log a "connection refused" line per try
     admin = AdminClient(settings.kafka_client_config(log_level=0))
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            md = admin.list_topics(timeout=2)
+            md = admin.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
             if md.brokers:
                 return
         except KafkaException as exc:
             last = exc.args[0].str()
         time.sleep(0.3)
-    raise InfraError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s {last}".strip())
+    raise InfraError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f} s"
+                     + (f" ({last})" if last else ""))
 
 
 class LagReader:

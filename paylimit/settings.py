@@ -7,14 +7,93 @@ assembled, so SASL/SSL and the like pass through to every Kafka client the same 
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# Every setting is checked when it is read, so a bad one is a one-line error at start (naming
+# the variable), never a crash at the first record that needs it.
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError; a path-like key a ValueError
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _host_port(item: str) -> tuple[str | None, int | None]:
+    """(host, port) of `host[:port]`, `[v6]:port` or a URL's network location; ValueError if the port is bad."""
+    try:
+        parts = urlsplit("//" + item)
+        return parts.hostname, parts.port
+    except ValueError:
+        raise ValueError(f"bad port in {item!r}") from None
+
+
+def _bootstrap(value: str | None) -> str | None:
+    for item in value.split(",") if value is not None else []:
+        host, port = _host_port(item.strip().split("://", 1)[-1])  # librdkafka takes a protocol:// prefix
+        if not host or port == 0:
+            raise ValueError(f"{item.strip()!r} is not host:port (a comma-separated list of them)")
+    return value
+
+
+def _http_urls(value: str) -> str:
+    for url in value.split(","):
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not _host_port(parts.netloc)[0]:
+            raise ValueError(f"{url.strip()!r} is not an http:// URL (a comma-separated list of them)")
+    return value
+
+
+def _kafka_name(value: str) -> str:
+    # topic names (and the app id, which prefixes the limits topic): Kafka's legal characters
+    if not re.fullmatch(r"[a-zA-Z0-9._-]{1,200}", value):
+        raise ValueError(f"{value!r} is not a Kafka topic name (letters, digits, '.', '_', '-')")
+    return value
+
+
+def _seconds(value: Any) -> Any:
+    """A duration given as a number of seconds ("30", "1.5") as well as ISO 8601 ("PT30S")."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d*)?\s*", value):
+        return float(value)
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be more than 0")
+    return value
+
+
+Zone = Annotated[str, AfterValidator(_zone)]
+KafkaName = Annotated[str, AfterValidator(_kafka_name)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+NonNegativeDuration = Annotated[timedelta, BeforeValidator(_seconds), AfterValidator(_not_negative)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds), AfterValidator(_positive)]
+
+
+#: where every Kafka client's own log lines go (the `logger` option of confluent-kafka)
+KAFKA_CLIENT_LOG = logging.getLogger("paylimit.librdkafka")
+# a process that configured no logging (a command in a terminal) drops them instead of Python's
+# last-resort handler printing them to stderr; one that did (a service) logs them
+KAFKA_CLIENT_LOG.addHandler(logging.NullHandler())
 
 
 class Settings(BaseSettings):
@@ -25,67 +104,69 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path.home() / ".cache" / "paylimit", description="Cache for downloaded Kafka jars (shared by clones)")
 
     # Kafka connection; None means "find the local infra" (see paylimit.runtime)
-    kafka_bootstrap_servers: str | None = Field(None, description="Kafka bootstrap servers, e.g. host:9092")
+    kafka_bootstrap_servers: Annotated[str | None, AfterValidator(_bootstrap)] = Field(None, description="Kafka bootstrap servers, e.g. host:9092")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_location: str | None = None
-    kafka_version: str = Field("4.3.1", description="Apache Kafka version the local runtime runs")
-    kafka_heap: str = Field("768m", description="Max heap of the local Kafka broker")
+    kafka_version: str = Field("4.3.1", pattern=r"^\d+\.\d+\.\d+$", description="Apache Kafka version the local runtime runs")
+    kafka_heap: str = Field("768m", pattern=r"^\d+[kKmMgG]?$", description="Max heap of the local Kafka broker")
 
     redis_url: SecretStr | None = Field(None, description="Redis URL (a secret: it may hold a password); "
                                         "None means the local infra's")
 
     # topics and consumer groups
-    app_id: str = Field("paylimit", description="faust app id = the stream workers' consumer group")
-    topic_transactions: str = "payments.transactions"
-    topic_alerts: str = "payments.alerts"
-    topic_dlq: str = "payments.transactions.dlq"
-    topic_notifications_dlq: str = Field("payments.notifications.dlq", description="Notifications the webhook "
-                                         "did not take (key = alert_id)")
+    app_id: KafkaName = Field("paylimit", description="faust app id = the stream workers' consumer group")
+    topic_transactions: KafkaName = "payments.transactions"
+    topic_alerts: KafkaName = "payments.alerts"
+    topic_dlq: KafkaName = "payments.transactions.dlq"
+    topic_notifications_dlq: KafkaName = Field("payments.notifications.dlq", description="Notifications the webhook "
+                                               "did not take (key = alert_id)")
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
     replication_factor: int = Field(1, ge=1)
-    notifier_group: str | None = Field(None, description="Notifier consumer group (default: APP_ID-notifier)")
+    notifier_group: str | None = Field(None, min_length=1, description="Notifier consumer group (default: APP_ID-notifier)")
 
     # counting semantics
-    default_timezone: str = Field("Asia/Kolkata", description="Zone for transactions without `timezone`")
+    default_timezone: Zone = Field("Asia/Kolkata", description="Zone for transactions without `timezone`")
     daily_limit: int = Field(10, ge=0, le=1_000,  # paylimit.contracts.MAX_DAILY_LIMIT
                              description="Successful transactions allowed per local day (at most 1,000)")
-    retention: timedelta = Field(timedelta(days=2), description="How long after its day ends a late event still counts")
-    max_clock_skew: timedelta = Field(timedelta(hours=1), description="How far ahead of the wall clock an event may be dated")
+    retention: NonNegativeDuration = Field(timedelta(days=2), description="How long after its day ends a late event still counts")
+    max_clock_skew: NonNegativeDuration = Field(timedelta(hours=1), description="How far ahead of the wall clock an event may be dated")
     max_record_bytes: int = Field(16 * 1024, ge=256, description="Records larger than this are dead-lettered as too_large")
 
     # services
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, description="Worker HTTP port (0 = pick a free one)")
+    web_host: str = Field("127.0.0.1", min_length=1)
+    web_port: Port = Field(6066, description="Worker HTTP port (0 = pick a free one)")
     web_advertised_url: str | None = Field(None, description="The URL other workers reach this worker's HTTP "
                                            "server on (it forwards a usage query for a user on a partition it "
                                            "does not own to the owner's); default http://WEB_HOST:WEB_PORT, "
                                            "the machine's host name when WEB_HOST binds every interface")
-    dashboard_port: int = Field(6067, ge=0, description="Dashboard HTTP port (0 = pick a free one)")
-    worker_urls: str = Field("http://127.0.0.1:6066", description="Comma-separated worker base URLs the dashboard reads")
+    dashboard_port: Port = Field(6067, description="Dashboard HTTP port (0 = pick a free one)")
+    worker_urls: Annotated[str, AfterValidator(_http_urls)] = Field("http://127.0.0.1:6066", description="Comma-separated worker base URLs the dashboard reads")
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
     batch_window: float = Field(0.01, gt=0, description="Seconds the worker waits to fill a batch (bounds alert latency)")
     commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits "
                                    "and its state writes to the changelog")
-    changelog_segment: timedelta = Field(timedelta(minutes=10), description="How long the state's changelog "
+    changelog_segment: PositiveDuration = Field(timedelta(minutes=10), description="How long the state's changelog "
                                          "writes one segment: the broker compacts closed segments only, so this "
                                          "bounds what a restart restores beyond the live keys; each compaction "
                                          "costs the broker a pass over the log")
     session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead worker's or notifier's partitions "
                                    "go to another member (6 is the broker's minimum)")
-    worker_instance: str | None = Field(None, description="The worker's static member id in its consumer group, "
+    worker_instance: str | None = Field(None, min_length=1, description="The worker's static member id in its consumer group, "
                                         "unique per worker: restarted with the same id it takes its partitions "
                                         "back at once instead of after the session timeout (a worker stopped for "
                                         "good then holds them for the session timeout). None: a dynamic member")
     webhook_url: SecretStr | None = Field(None, description="Optional http(s) URL the notifier POSTs each alert to "
                                           "(a secret: it may hold a token)")
-    notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
+    notifier_lease: PositiveDuration = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
     webhook_timeout: float = Field(5.0, gt=0, description="Seconds one webhook POST may take in all, at most half "
                                    "the notifier lease (so no other notifier takes the alert over mid-POST)")
-    webhook_retry_for: timedelta = Field(timedelta(minutes=2), ge=timedelta(0), description="How long the webhook "
+    webhook_retry_for: NonNegativeDuration = Field(timedelta(minutes=2), description="How long the webhook "
                                          "may keep failing transiently before alerts are dead-lettered instead")
+    notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
+                                            "loop runs (a health check's probe); None: no file")
 
     @field_validator("webhook_url", mode="before")
     @classmethod
@@ -125,8 +206,6 @@ class Settings(BaseSettings):
             return self.web_advertised_url.rstrip("/")
         host = socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host
         return f"http://[{host}]:{self.web_port}" if ":" in host else f"http://{host}:{self.web_port}"
-    notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
-                                            "loop runs (a health check's probe); None: no file")
 
     @property
     def notifications_log(self) -> Path:
@@ -159,6 +238,9 @@ class Settings(BaseSettings):
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
             "log_level": 4,  # warnings and errors; librdkafka's info lines are noise in a terminal
+            # librdkafka's lines go to Python logging (delivered on the client's poll), never
+            # straight to stderr: a service's log has them, a command's display does not
+            "logger": KAFKA_CLIENT_LOG,
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism

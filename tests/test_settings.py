@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from paylimit.settings import Settings, get_settings
+from paylimit.settings import KAFKA_CLIENT_LOG, Settings, get_settings
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,8 @@ def test_frozen() -> None:
 
 def test_plain_client_config() -> None:
     conf = get_settings(kafka_bootstrap_servers="b:9092").kafka_client_config(**{"group.id": "g"})
-    assert conf == {"bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT", "log_level": 4, "group.id": "g"}
+    assert conf == {"bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT", "log_level": 4,
+                    "logger": KAFKA_CLIENT_LOG, "group.id": "g"}
 
 
 def test_client_config_needs_bootstrap() -> None:
@@ -88,6 +89,7 @@ def test_sasl_ssl_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
         "bootstrap.servers": "pkc.example.cloud:9092",
         "security.protocol": "SASL_SSL",
         "log_level": 4,
+        "logger": KAFKA_CLIENT_LOG,
         "sasl.mechanism": "PLAIN",
         "sasl.username": "api-key",
         "sasl.password": "s3cr3t-value",
@@ -115,3 +117,52 @@ def test_unknown_security_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYLIMIT_KAFKA_SECURITY_PROTOCOL", "KERBEROS")
     with pytest.raises(ValidationError):
         get_settings()
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("DEFAULT_TIMEZONE", "Mars/Base", "unknown time zone 'Mars/Base'"),
+    ("DEFAULT_TIMEZONE", "", "unknown time zone ''"),
+    ("DEFAULT_TIMEZONE", "../etc/passwd", "unknown time zone"),
+    ("WEB_PORT", "65536", "less than or equal to 65535"),
+    ("DASHBOARD_PORT", "-1", "greater than or equal to 0"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "host:abc", "bad port in 'host:abc'"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "a:9092,,b:9092", "is not host:port"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "a:0", "is not host:port"),
+    ("WORKER_URLS", "localhost:6066", "is not an http:// URL"),
+    ("WORKER_URLS", "http://127.0.0.1:6066,ftp://x", "is not an http:// URL"),
+    ("APP_ID", "my app", "is not a Kafka topic name"),
+    ("TOPIC_ALERTS", "", "is not a Kafka topic name"),
+    ("RETENTION", "-1", "must not be negative"),
+    ("MAX_CLOCK_SKEW", "-PT1H", "must not be negative"),
+    ("CHANGELOG_SEGMENT", "0", "must be more than 0"),
+    ("NOTIFIER_LEASE", "PT0S", "must be more than 0"),
+    ("KAFKA_SASL_MECHANISM", "FOO", "Input should be"),
+    ("KAFKA_HEAP", "lots", "should match pattern"),
+    ("KAFKA_VERSION", "latest", "should match pattern"),
+    ("NOTIFIER_GROUP", "", "at least 1 character"),
+    ("WORKER_INSTANCE", "", "at least 1 character"),
+    ("WEB_HOST", "", "at least 1 character"),
+])
+def test_bad_setting_is_refused_when_read(monkeypatch: pytest.MonkeyPatch, name: str, value: str,
+                                          message: str) -> None:
+    """Read at start, so a bad value never reaches the first record that needs it."""
+    monkeypatch.setenv(f"PAYLIMIT_{name}", value)
+    with pytest.raises(ValidationError) as raised:
+        get_settings()
+    (error,) = raised.value.errors()
+    assert error["loc"] == (name.lower(),) and message in error["msg"]
+
+
+@pytest.mark.parametrize(("name", "value", "read"), [
+    ("DEFAULT_TIMEZONE", "America/Argentina/Buenos_Aires", "America/Argentina/Buenos_Aires"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "k1:9092, [::1]:9093,SASL_SSL://k3:9094,k4", "k1:9092, [::1]:9093,SASL_SSL://k3:9094,k4"),
+    ("WORKER_URLS", "http://a:1,https://b", "http://a:1,https://b"),
+    ("RETENTION", "0", timedelta(0)),
+    ("RETENTION", "90", timedelta(seconds=90)),
+    ("NOTIFIER_LEASE", "1.5", timedelta(seconds=1.5)),
+    ("CHANGELOG_SEGMENT", "PT10M", timedelta(minutes=10)),
+    ("WEB_PORT", "0", 0),
+])
+def test_good_setting_is_read(monkeypatch: pytest.MonkeyPatch, name: str, value: str, read: object) -> None:
+    monkeypatch.setenv(f"PAYLIMIT_{name}", value)
+    assert getattr(get_settings(), name.lower()) == read

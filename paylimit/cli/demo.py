@@ -8,6 +8,7 @@ consumer groups and directory (`PAYLIMIT_HOME/runs/<run>`), so runs never mix.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from rich.table import Table
 from paylimit.cli.common import console, settings
 from paylimit.cli.notifications import notifications_table, verdict, verification_table
 from paylimit.errors import InfraError
-from paylimit.kafka import ensure_topics, wait_for_broker
+from paylimit.kafka import CONNECT_TIMEOUT, ensure_topics, wait_for_broker
 from paylimit.runtime import local
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -51,9 +52,6 @@ def _needs_local_infra(base: Settings) -> bool:
 
 def _connect(base: Settings, start_infra: bool) -> Settings:
     """Settings on reachable Kafka and Redis, starting the local ones if asked to."""
-    if base.kafka_bootstrap_servers and base.redis_url:
-        wait_for_broker(base, timeout=20)
-        return base
     if start_infra:
         with console.status("Starting Kafka and Redis…") as status:
 
@@ -62,7 +60,9 @@ def _connect(base: Settings, start_infra: bool) -> Settings:
                 status.update(m)
 
             local.up(base, announce=announce)
-    return local.resolve(base)
+    s = local.resolve(base)
+    wait_for_broker(s, timeout=CONNECT_TIMEOUT)
+    return s
 
 
 class Progress:
@@ -137,7 +137,10 @@ def demo(
     interrupted = False
     try:
         s = _run_settings(_connect(base, started_infra))
-        s.home.mkdir(parents=True, exist_ok=True)
+        (s.home / "logs").mkdir(parents=True, exist_ok=True)
+        # this process's own Kafka clients (lag, simulator) log beside the services, not into the display
+        logging.basicConfig(filename=s.home / "logs" / "demo.log", level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         pipeline = Pipeline(s)
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
@@ -181,7 +184,7 @@ def demo(
         console.print("[yellow]interrupted: stopping everything[/]")
     finally:
         if keep_running and not interrupted and pipeline:
-            console.print(f"still running: worker {pipeline.worker_url()}, notifier; `paylimit infra down` stops Kafka and Redis")
+            _left_running(base, pipeline)
         else:
             if pipeline:
                 pipeline.stop()
@@ -191,6 +194,22 @@ def demo(
         raise typer.Exit(130)
     clean = verify(read_expected(s.home / EXPECTED_ALERTS), _delivered(s)).clean
     raise typer.Exit(0 if clean else 1)
+
+
+def _left_running(base: Settings, pipeline: Pipeline) -> None:
+    """List everything the demo leaves running, and record it for `paylimit infra down`."""
+    services = pipeline.running()
+    local.keep_services(base, services)
+    state = local.read_state(base)
+    table = Table("still running", "pid", "address", box=None,
+                  title="left running: `paylimit infra down` stops all of it", title_justify="left")
+    for svc in services:
+        table.add_row(svc["name"], str(svc["pid"]), svc["address"])
+    if not base.kafka_bootstrap_servers and state.kafka_running:  # the local infra, not one of the user's own
+        table.add_row("kafka", str(state.kafka_pid), state.kafka_bootstrap)
+    if not base.redis_url and state.redis_running:
+        table.add_row("redis", str(state.redis_pid), state.redis_url)
+    console.print(table)
 
 
 def _delivered(s: Settings) -> list:

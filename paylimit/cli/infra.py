@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 from rich.table import Table
 
@@ -28,9 +30,12 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop Kafka and Redis; their data stays under PAYLIMIT_HOME."""
-    local.down(settings())
-    console.print("Kafka and Redis stopped.")
+    """Stop what `paylimit demo --keep-running` left running, then Kafka and Redis; their data
+    stays under PAYLIMIT_HOME."""
+    s = settings()
+    services = [svc["name"] for svc in local.running_services(local.read_state(s))]
+    local.down(s)
+    console.print(f"{', '.join(services)}, " * bool(services) + "Kafka and Redis stopped.")
 
 
 @app.command()
@@ -40,15 +45,18 @@ def status() -> None:
     table = Table("service", "state", "address", "pid")
     table.add_row("kafka", _word(state.kafka_running), state.kafka_bootstrap or "-", str(state.kafka_pid or "-"))
     table.add_row("redis", _word(state.redis_running), state.redis_url or "-", str(state.redis_pid or "-"))
+    for svc in local.running_services(state):  # left by `paylimit demo --keep-running`
+        table.add_row(svc["name"], _word(True), svc["address"], str(svc["pid"]))
     console.print(table)
 
 
 @app.command()
 def env() -> None:
-    """Print PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=… and PAYLIMIT_REDIS_URL=… lines for `eval`."""
+    """Print `export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=…` and `export PAYLIMIT_REDIS_URL=…` lines for
+    `eval`: exported, so the commands the shell starts next (pytest, paylimit) see them."""
     s = local.resolve(settings())
-    print(f"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={s.kafka_bootstrap_servers}")
-    print(f"PAYLIMIT_REDIS_URL={s.redis_url.get_secret_value() if s.redis_url else ''}")
+    print(f"export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={shlex.quote(str(s.kafka_bootstrap_servers))}")
+    print(f"export PAYLIMIT_REDIS_URL={shlex.quote(s.redis_url.get_secret_value() if s.redis_url else '')}")
 
 
 def _word(running: bool) -> str:

@@ -6,11 +6,12 @@ from typing import Annotated, cast
 
 import typer
 from confluent_kafka import Consumer, Producer, TopicPartition
+from rich.markup import escape
 from rich.table import Table
 
 from paylimit.cli.common import connected_settings, console
-from paylimit.contracts import LimitOverride, encode
-from paylimit.errors import InfraError
+from paylimit.contracts import MAX_DAILY_LIMIT, TEXT_MAX, LimitOverride, encode
+from paylimit.errors import ConfigError, InfraError
 from paylimit.kafka import ensure_topics, producer_config
 from paylimit.settings import Settings
 
@@ -57,21 +58,35 @@ def read_overrides(settings: Settings) -> dict[str, int]:
         consumer.close()
 
 
-@app.command("set")
+def _user(user_id: str) -> str:
+    """A user id as the producers key it; a blank one is no user (`limits set '' 5`)."""
+    if not user_id.strip():
+        raise ConfigError("the user id must not be blank")
+    if len(user_id) > TEXT_MAX:
+        raise ConfigError(f"the user id is longer than {TEXT_MAX} characters")
+    return user_id
+
+
+# "-1" is a value here, not an unknown option: refused below with a sentence of its own
+@app.command("set", context_settings={"ignore_unknown_options": True})
 def set_limit(
     user_id: Annotated[str, typer.Argument(help="The user")],
-    limit: Annotated[int, typer.Argument(min=0, help="Successful transactions allowed per local day")],
+    limit: Annotated[int, typer.Argument(help=f"Successful transactions allowed per local day (0 to {MAX_DAILY_LIMIT})")],
 ) -> None:
     """Give USER a daily limit of N (the next transaction of theirs is judged by it)."""
-    _publish(connected_settings(), user_id, encode(LimitOverride(user_id=user_id, limit=limit)))
-    console.print(f"limit of {user_id} set to {limit}")
+    if not 0 <= limit <= MAX_DAILY_LIMIT:
+        raise ConfigError(f"the limit must be from 0 to {MAX_DAILY_LIMIT}, not {limit}")
+    user = _user(user_id)
+    _publish(connected_settings(), user, encode(LimitOverride(user_id=user, limit=limit)))
+    console.print(f"limit of {user} set to {limit}", highlight=False, markup=False)
 
 
 @app.command("clear")
 def clear_limit(user_id: Annotated[str, typer.Argument(help="The user")]) -> None:
     """Remove USER's override: the default limit applies again."""
-    _publish(connected_settings(), user_id, None)
-    console.print(f"limit override of {user_id} removed")
+    user = _user(user_id)
+    _publish(connected_settings(), user, None)
+    console.print(f"limit override of {user} removed", highlight=False, markup=False)
 
 
 @app.command("show")
@@ -80,5 +95,5 @@ def show() -> None:
     s = connected_settings()
     table = Table("user", "daily limit", title=f"Limit overrides (default {s.daily_limit})")
     for user, limit in sorted(read_overrides(s).items()):
-        table.add_row(user, str(limit))
+        table.add_row(escape(user), str(limit))  # a user id is text, not markup
     console.print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from confluent_kafka import KafkaException
 
 from paylimit.cli import infra, limits, worker
 from paylimit.cli import notifications, notifier
@@ -18,6 +19,8 @@ class _App(typer.Typer):
             return super().__call__(*args, **kwargs)
         except PaylimitError as exc:
             fail(str(exc))
+        except KafkaException as exc:  # anything of the broker's a command did not expect
+            fail(f"Kafka: {exc.args[0].str()}")
 
 
 app = _App(help="paylimit: real-time daily payment-limit monitoring on Apache Kafka.", no_args_is_help=True,

@@ -6,7 +6,7 @@ import logging
 import signal
 from types import FrameType
 
-from paylimit.cli.common import connected_settings
+from paylimit.cli.common import connected_settings, exit_after_grace
 from paylimit.kafka import ensure_topics
 
 
@@ -20,6 +20,7 @@ def notifier() -> None:
     service = Notifier(s)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        exit_after_grace("the notifier")
         service.stop()
 
     signal.signal(signal.SIGINT, _stop)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from paylimit.cli.common import connected_settings
+from paylimit.cli.common import connected_settings, exit_after_grace
 from paylimit.kafka import ensure_topics
 from paylimit.runtime.processes import free_port
 
@@ -22,4 +22,17 @@ def worker() -> None:
     # one plain line, never wrapped: scripts read the port from it
     print(f"paylimit worker {s.app_id} on {s.kafka_bootstrap_servers}; HTTP port {s.web_port}: "
           f"http://{s.web_host}:{s.web_port}/users/USER/usage", flush=True)
-    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    _Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    """faust's worker, which stops within STOP_GRACE of SIGTERM/SIGINT: with the broker gone, its
+    clean stop waits for the last state write and faust's consumer thread (60 s and more)."""
+
+    def _on_sigterm(self) -> None:
+        exit_after_grace("the worker")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        exit_after_grace("the worker")
+        super()._on_sigint()

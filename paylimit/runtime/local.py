@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +23,9 @@ class InfraState:
     kafka_bootstrap: str | None = None
     redis_pid: int | None = None
     redis_url: str | None = None
+    #: services left running (`paylimit demo --keep-running`), stopped by `down`: each a dict of
+    #: name, pid, started (the process's start time, so a reused pid is never stopped), address
+    services: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def kafka_running(self) -> bool:
@@ -96,12 +99,28 @@ def _wait_redis(state: InfraState, root: Path) -> None:
     raise InfraError(f"Redis did not start; tail of {log}:\n{processes.tail(log)}")
 
 
-def down(settings: Settings) -> InfraState:
-    """Stop both services (data stays under PAYLIMIT_HOME for the next `up`)."""
+def keep_services(settings: Settings, services: list[dict[str, Any]]) -> None:
+    """Record services left running (name, pid, address) for `down` to stop."""
     state = read_state(settings)
+    state.services = running_services(state) + [{**svc, "started": processes.started_at(svc["pid"])}
+                                                for svc in services]
+    _write_state(settings, state)
+
+
+def running_services(state: InfraState) -> list[dict[str, Any]]:
+    """The recorded services still running (the very processes: same pid, same start time)."""
+    return [svc for svc in state.services if svc["started"] and processes.started_at(svc["pid"]) == svc["started"]]
+
+
+def down(settings: Settings) -> InfraState:
+    """Stop the recorded services, then Kafka and Redis (data stays under PAYLIMIT_HOME for the
+    next `up`). The services go first, while Kafka still takes their last writes."""
+    state = read_state(settings)
+    processes.stop_all([svc["pid"] for svc in running_services(state)], timeout=20)
     processes.stop(state.kafka_pid)
     processes.stop(state.redis_pid)
     state.kafka_pid = state.redis_pid = None
+    state.services = []
     if _state_file(settings).exists():
         _write_state(settings, state)
     return state

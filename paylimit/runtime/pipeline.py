@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 
 from paylimit.errors import InfraError
@@ -27,6 +28,9 @@ class ServiceProcess:
     settings: Settings
     pid: int | None = None
     restarts: int = 0
+    # when the process started: once it has exited and been reaped, its pid may be another
+    # process's (pids wrap around at 32768 here), which must never get this service's signals
+    started: float | None = None
 
     @property
     def log(self) -> Path:
@@ -34,24 +38,27 @@ class ServiceProcess:
 
     @property
     def alive(self) -> bool:
-        return processes.alive(self.pid)
+        return self.started is not None and processes.started_at(self.pid) == self.started
 
     def start(self) -> None:
         import os
 
         env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
         self.pid = processes.spawn([sys.executable, "-m", "paylimit", self.command], self.log, env=env)
+        self.started = processes.started_at(self.pid)
 
     def kill9(self) -> None:
         assert self.pid is not None
-        processes.kill9(self.pid)
+        if self.alive:
+            processes.kill9(self.pid)
 
     def restart(self) -> None:
         self.restarts += 1
         self.start()
 
     def stop(self) -> None:
-        processes.stop(self.pid, timeout=20)
+        if self.alive:
+            processes.stop(self.pid, timeout=20)
 
 
 @dataclass
@@ -170,11 +177,21 @@ class Pipeline:
         log = self.dashboard.log
         raise InfraError(f"the dashboard did not answer on {url}; tail of {log}:\n{processes.tail(log)}")
 
+    def services(self) -> list[ServiceProcess]:
+        return [*self.workers, *([self.notifier] if self.notifier else []), *self.more_notifiers,
+                *([self.dashboard] if self.dashboard else [])]
+
+    def running(self) -> list[dict[str, Any]]:
+        """Each service still running: name, pid and where to reach it (its URL, or its log)."""
+        urls = {**{w.name: self.worker_url(w) for w in self.workers},
+                **({"dashboard": f"http://{self.dashboard.settings.web_host}:{self.dashboard.settings.dashboard_port}/"}
+                   if self.dashboard else {})}
+        return [{"name": svc.name, "pid": svc.pid, "address": urls.get(svc.name, str(svc.log))}
+                for svc in self.services() if svc.alive]
+
     def stop(self) -> None:
         if self._lag_readers is not None:
             for reader in self._lag_readers:
                 reader.close()
             self._lag_readers = None
-        for svc in [*self.workers, *([self.notifier] if self.notifier else []), *self.more_notifiers,
-                    *([self.dashboard] if self.dashboard else [])]:
-            svc.stop()
+        processes.stop_all([svc.pid for svc in self.services() if svc.alive], timeout=20)

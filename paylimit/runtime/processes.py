@@ -51,22 +51,45 @@ def alive(pid: int | None) -> bool:
         return False
 
 
+def started_at(pid: int | None) -> float | None:
+    """When the process started (None if it is gone): with the pid, it tells a process from a
+    later one that got the same pid."""
+    try:
+        return psutil.Process(pid).create_time() if alive(pid) else None
+    except psutil.NoSuchProcess:
+        return None
+
+
 def stop(pid: int | None, timeout: float = 30.0) -> None:
     """SIGTERM, then SIGKILL after `timeout`; reaps the process if it is our child."""
-    if not alive(pid):
-        return
-    assert pid is not None
-    os.kill(pid, signal.SIGTERM)
+    stop_all([pid], timeout)
+
+
+def stop_all(pids: list[int | None], timeout: float = 30.0) -> None:
+    """SIGTERM to every one at once (so they stop side by side), then SIGKILL to those still
+    running after `timeout`; reaps those that are our children."""
+    running = [pid for pid in pids if pid and alive(pid)]
+    for pid in running:
+        _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
+    while time.monotonic() < deadline and any(alive(pid) for pid in running):
+        for pid in running:
+            _reap(pid)
         time.sleep(0.1)
-    if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    for pid in running:
+        if alive(pid):
+            _signal(pid, signal.SIGKILL)
         while alive(pid):
             _reap(pid)
             time.sleep(0.05)
-    _reap(pid)
+        _reap(pid)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # gone meanwhile
+        pass
 
 
 def kill9(pid: int) -> None:

@@ -70,13 +70,14 @@ def test_up_env_status_up_again_down(home: Path) -> None:
     started = {p.pid for p in processes_of(home)}
     assert len(started) == 2
 
-    # `eval "$(paylimit infra env)"` gives a shell the two addresses
+    # `eval "$(paylimit infra env)"` gives the processes a shell starts next (pytest, paylimit) the
+    # two addresses: printenv is such a child, and sees only exported variables
     shell = subprocess.run(
-        ["bash", "-c", f'eval "$({PAYLIMIT} infra env)" && echo "$PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS" && echo "$PAYLIMIT_REDIS_URL"'],
+        ["bash", "-c", f'eval "$({PAYLIMIT} infra env)" && printenv PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS PAYLIMIT_REDIS_URL'],
         env=cli_env(home), capture_output=True, text=True, timeout=60, check=True)
     bootstrap, redis_url = shell.stdout.split()
     env_lines = paylimit(home, "infra", "env").stdout.splitlines()
-    assert env_lines == [f"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={bootstrap}", f"PAYLIMIT_REDIS_URL={redis_url}"]
+    assert env_lines == [f"export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={bootstrap}", f"export PAYLIMIT_REDIS_URL={redis_url}"]
     assert bootstrap.startswith("127.0.0.1:") and redis_url.startswith("redis://127.0.0.1:")
     assert bootstrap != os.environ.get("PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS")
 
