@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     topic_alerts: str = "payments.alerts"
     topic_dlq: str = "payments.transactions.dlq"
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int | None = Field(None, ge=1, description="Replicas of each partition of the topics "
+                                           "paylimit and faust create. None: 3 on three brokers or more, the "
+                                           "number of brokers below that")
+    min_insync_replicas: int | None = Field(None, ge=1, description="Replicas that must have a write before it "
+                                            "is acknowledged (producers use acks=all). None: 2 with a replication "
+                                            "factor of 3 or more, else 1")
     notifier_group: str | None = Field(None, description="Notifier consumer group (default: APP_ID-notifier)")
 
     # counting semantics
@@ -71,6 +76,14 @@ class Settings(BaseSettings):
                                         "good then holds them for the session timeout). None: a dynamic member")
     webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _insync_within_replicas(cls, isr: int | None, info: ValidationInfo) -> int | None:
+        rf = info.data.get("replication_factor")
+        if isr is not None and rf is not None and isr > rf:
+            raise ValueError(f"{isr} is more than PAYLIMIT_REPLICATION_FACTOR ({rf}): no write could be acknowledged")
+        return isr
 
     @property
     def notifications_log(self) -> Path:

@@ -115,3 +115,22 @@ def test_unknown_security_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYLIMIT_KAFKA_SECURITY_PROTOCOL", "KERBEROS")
     with pytest.raises(ValidationError):
         get_settings()
+
+
+@pytest.mark.parametrize(("brokers", "given", "expected"), [
+    (1, {}, (1, 1)), (2, {}, (2, 1)), (3, {}, (3, 2)), (5, {}, (3, 2)),
+    (3, {"replication_factor": 2}, (2, 1)), (3, {"min_insync_replicas": 1}, (3, 1)),
+    (1, {"replication_factor": 3, "min_insync_replicas": 3}, (3, 3)),
+])
+def test_replication_follows_the_cluster_unless_given(brokers: int, given: dict, expected: tuple[int, int]) -> None:
+    from paylimit.kafka import with_replication
+
+    s = with_replication(get_settings(**given), brokers)
+    assert (s.replication_factor, s.min_insync_replicas) == expected
+
+
+def test_more_replicas_in_sync_than_replicas_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYLIMIT_REPLICATION_FACTOR", "2")
+    monkeypatch.setenv("PAYLIMIT_MIN_INSYNC_REPLICAS", "3")
+    with pytest.raises(ValidationError, match="more than PAYLIMIT_REPLICATION_FACTOR"):
+        get_settings()
