@@ -145,3 +145,11 @@ class ClusterWatch:
         """Partition -> the broker leading it (-1: none)."""
         md = self.admin.list_topics(topic, timeout=self.timeout)
         return {p.id: p.leader for p in md.topics[topic].partitions.values()}
+
+    def busiest(self, topic: str) -> int:
+        """The broker leading the most partitions of `topic` (the one whose loss moves the most)."""
+        counts: dict[int, int] = {}
+        for leader in self.leaders(topic).values():
+            if leader >= 0:
+                counts[leader] = counts.get(leader, 0) + 1
+        return max(sorted(counts), key=lambda b: counts[b])

@@ -70,11 +70,20 @@ def stop(pid: int | None, timeout: float = 30.0) -> None:
 
 
 def kill9(pid: int) -> None:
+    """SIGKILL, and wait until every thread has exited: the main thread of a JVM is a zombie while
+    others still close its files, its listening sockets among them."""
     os.kill(pid, signal.SIGKILL)
-    while alive(pid):
+    while alive(pid) or _threads_exiting(pid):
         _reap(pid)
         time.sleep(0.02)
     _reap(pid)
+
+
+def _threads_exiting(pid: int) -> bool:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:  # gone (or no /proc)
+        return False
 
 
 def _reap(pid: int) -> None:
