@@ -3,8 +3,8 @@
 Records are contract-valid `Transaction` JSON built from a template (the bench's records are
 known-good; `tests/test_bench` checks one against the contract), spread over the 24 hours before
 the load with a few minutes of disorder, so they fall on two local days in Asia/Kolkata and none
-is too late or in the future. The producer uses librdkafka's `murmur2_random` partitioner: the
-Java client's (and so faust's) key -> partition mapping.
+is too late or in the future. The producer partitions as every paylimit producer does
+(`paylimit.kafka.PARTITIONER`, murmur2 over the key: the Java clients' default).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from typing import Any, Callable
 from confluent_kafka import KafkaError, Message, Producer
 
 from paylimit.errors import InfraError
-from paylimit.kafka import ensure_topics
+from paylimit.kafka import ensure_topics, producer_config
 from paylimit.settings import Settings
 
 LOAD_PRODUCER: dict[str, Any] = {
-    "partitioner": "murmur2_random",
     "acks": "all",
     "linger.ms": 20,
     "batch.size": 1_000_000,
@@ -116,7 +115,7 @@ def preload(settings: Settings, records: int, users: int, seed: int = 7,
     step = max(records // 100, 1)
     report = _Delivery()
     began = time.monotonic()
-    producer = Producer(settings.kafka_client_config(**LOAD_PRODUCER))
+    producer = Producer(producer_config(settings, **LOAD_PRODUCER))
     for i in range(records):
         u = rng.randrange(users)
         if not seen[u]:

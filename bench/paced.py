@@ -20,10 +20,10 @@ from confluent_kafka import KafkaError, Message, Producer
 from bench.config import LIMIT
 from bench.load import new_transaction_id, status_of, transaction_value, user_name
 from paylimit.errors import InfraError
+from paylimit.kafka import producer_config
 from paylimit.settings import Settings
 
 PACED_PRODUCER: dict[str, Any] = {
-    "partitioner": "murmur2_random",
     "acks": "all",
     "enable.idempotence": True,
     # a payment service's producer batches a little too. librdkafka sends one produce request per
@@ -91,7 +91,7 @@ class PacedProducer:
         self.sent += 1
 
     def run(self) -> None:
-        producer = Producer(self.settings.kafka_client_config(**PACED_PRODUCER, on_delivery=self._failed))
+        producer = Producer(producer_config(self.settings, **PACED_PRODUCER, on_delivery=self._failed))
         topic = self.settings.topic_transactions
         # the clock starts once the producer is connected (metadata, idempotent producer id): the
         # first record is sent and acknowledged before it, outside the rate and the latencies

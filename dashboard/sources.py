@@ -64,15 +64,21 @@ class Workers:
         return total, answered
 
     async def usage(self, user_id: str, on: str | None = None) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, body) of the first worker that answers; faust routes to the owning worker."""
+        """(HTTP status, body) of the first worker that answers other than 503: any worker answers
+        for any user (it forwards the query to the user's), but one may be down or mid-rebalance."""
         params = {"date": on} if on else None
+        unavailable: tuple[int, dict[str, Any]] | None = None
         last: Exception | None = None
         for url in self.urls:
             try:
-                return await self._get(f"{url}/users/{quote(user_id, safe='')}/usage", params)
+                status, body = await self._get(f"{url}/users/{quote(user_id, safe='')}/usage", params)
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
                 last = exc
-        return 503, {"error": f"no worker answered ({type(last).__name__ if last else 'no worker URLs'})"}
+                continue
+            if status != 503:
+                return status, body
+            unavailable = status, body
+        return unavailable or (503, {"error": f"no worker answered ({type(last).__name__ if last else 'no worker URLs'})"})
 
 
 def stream_key(settings: Settings) -> str:

@@ -1,11 +1,13 @@
-"""Kafka plumbing shared by the services: creating paylimit's topics (replicated to the cluster's
-size), waiting for the brokers, and reading a group's lag and the cluster's health."""
+"""Kafka plumbing shared by the services: the one partitioner, creating paylimit's topics (replicated
+to the cluster's size), waiting for the brokers, and reading a group's lag and the cluster's health."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -18,6 +20,23 @@ TRANSIENT = {KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaErro
              KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT,
              KafkaError._TIMED_OUT, KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
              KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+
+
+#: librdkafka's name for the Java clients' default partitioner: murmur2 over the raw key bytes (a
+#: record without a key goes to a random partition). A worker answers a user's usage only if it
+#: finds the partition the user's records are on, so every producer of paylimit's uses it
+PARTITIONER = "murmur2_random"
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """Options for every confluent-kafka producer paylimit runs: the client options and `PARTITIONER`."""
+    return settings.kafka_client_config(partitioner=PARTITIONER, **extra)
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition `PARTITIONER` puts a record keyed `key` on, of a topic with `partitions`
+    partitions: Java's `Utils.toPositive(Utils.murmur2(key)) % partitions` (aiokafka's port)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def transient(exc: KafkaException) -> bool:

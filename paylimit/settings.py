@@ -7,9 +7,11 @@ assembled, so SASL/SSL and the like pass through to every Kafka client the same 
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     # services
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, description="Worker HTTP port (0 = pick a free one)")
+    web_advertised_url: str | None = Field(None, description="The URL other workers reach this worker's HTTP "
+                                           "server on (it forwards a usage query for a user on a partition it "
+                                           "does not own to the owner's); default http://WEB_HOST:WEB_PORT, "
+                                           "the machine's host name when WEB_HOST binds every interface")
     dashboard_port: int = Field(6067, ge=0, description="Dashboard HTTP port (0 = pick a free one)")
     worker_urls: str = Field("http://127.0.0.1:6066", description="Comma-separated worker base URLs the dashboard reads")
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
@@ -84,6 +90,21 @@ class Settings(BaseSettings):
         if isr is not None and rf is not None and isr > rf:
             raise ValueError(f"{isr} is more than PAYLIMIT_REPLICATION_FACTOR ({rf}): no write could be acknowledged")
         return isr
+
+    @field_validator("web_advertised_url")
+    @classmethod
+    def _reachable_url(cls, url: str | None) -> str | None:
+        if url is not None and not (urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname):
+            raise ValueError(f"must be an http:// or https:// URL with a host, not {url!r}")
+        return url
+
+    @property
+    def advertised_url(self) -> str:
+        """`web_advertised_url`, or derived from the bind address (see its description)."""
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        host = socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host
+        return f"http://[{host}]:{self.web_port}" if ":" in host else f"http://{host}:{self.web_port}"
 
     @property
     def notifications_log(self) -> Path:

@@ -35,6 +35,8 @@ class Outcome:
     dead_letters: dict[int, ExpectedDeadLetter] = field(default_factory=dict)  # by seq
     duplicates: int = 0
     counted: int = 0
+    #: (user, local date) -> the count the worker's usage view must answer, for each day of a valid record
+    usage: dict[tuple[str, date], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +141,7 @@ def expected_outcome(
                     late=_utc(day.end) < stream_time,
                 ))
     out.alerts.sort(key=lambda a: a.alert_id)
+    out.usage = {key: len(day.ids) for key, day in days.items()}
     return out
 
 

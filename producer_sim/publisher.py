@@ -1,7 +1,9 @@
 """Sending a plan to Kafka: an idempotent confluent-kafka producer that records where each record landed.
 
 `publish_limits` writes the per-user overrides to the limits topic first (the demo calls it before
-starting the worker). `Publisher` sends the records keyed by user_id, with a delivery callback,
+starting the worker). `Publisher` sends the records keyed by user_id (partitioned as every paylimit
+producer partitions, `paylimit.kafka.PARTITIONER`: where the workers' usage view looks), with a
+delivery callback,
 `poll` after each produce and `flush` at the end, and turns every delivery report into a
 `SentRecord` (partition, offset, produce time). Pacing: `rate` caps events per second; `speed`
 replays the virtual clock (simulated seconds per real second; a quiet stretch waits at most
@@ -21,6 +23,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from paylimit.contracts import LimitOverride, SentRecord, encode
 from paylimit.errors import InfraError
+from paylimit.kafka import producer_config
 from paylimit.settings import Settings
 from producer_sim.generator import SimRecord
 
@@ -37,7 +40,7 @@ def publish_limits(settings: Settings, overrides: Mapping[str, int], timeout: fl
         if err is not None:
             errors.append(err.str())
 
-    producer = Producer(settings.kafka_client_config(**PRODUCER_OPTIONS))
+    producer = Producer(producer_config(settings, **PRODUCER_OPTIONS))
     for user, limit in sorted(overrides.items()):
         producer.produce(settings.topic_limits, key=user.encode(), value=encode(LimitOverride(user_id=user, limit=limit)),
                          on_delivery=report)
@@ -113,7 +116,7 @@ class Publisher:
                 producer.poll(0.1)
 
     def run(self) -> PublishResult:
-        producer = Producer(self.settings.kafka_client_config(**PRODUCER_OPTIONS))
+        producer = Producer(producer_config(self.settings, **PRODUCER_OPTIONS))
         began = clock = time.monotonic()
         previous_at: datetime | None = None
         for seq, record in enumerate(self.records):

@@ -101,6 +101,7 @@ def build_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url,  # what the other workers forward usage queries to
         datadir=str(settings.home / "worker"),
     )
     # bytes in: the contracts parse, so a bad record becomes a dead letter

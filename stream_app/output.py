@@ -6,6 +6,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, Message, Producer
 
 from paylimit.errors import InfraError
+from paylimit.kafka import producer_config
 from paylimit.settings import Settings
 
 #: a partition left to the producer's partitioner
@@ -22,7 +23,7 @@ class Output:
     def producer(self) -> Producer:
         """Opened on first use."""
         if self._producer is None:
-            self._producer = Producer(self.settings.kafka_client_config(**{
+            self._producer = Producer(producer_config(self.settings, **{
                 # every write is followed by `wait` (alerts at once, the state every commit interval),
                 # which sends what is queued; the linger only keeps a burst being queued from going out
                 # in small requests. Not compressed: a broker sharing the worker's cores spent less on
@@ -30,8 +31,6 @@ class Output:
                 "enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "none",
                 # retried for as long as the broker is away (a worker waits for it), never dropped
                 "message.timeout.ms": 0,
-                # keyed records land where Java clients (and faust) put them
-                "partitioner": "murmur2_random",
                 # a Python call per failed record only: one per record cost the worker's loop
                 "delivery.report.only.error": True, "on_delivery": self._failed}))
         return self._producer

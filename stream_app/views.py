@@ -1,15 +1,27 @@
-"""The worker's HTTP views: a user's usage today in their own zone, and the record accounting."""
+"""The worker's HTTP views: a user's usage today in their own zone, and the record accounting.
+
+Any worker answers for any user: a user's counts live on the worker assigned the partition of the
+transactions topic the user's records are on, `paylimit.kafka.partition_for(user_id)` (the
+partitioner every paylimit producer uses, and outside producers must). A worker asked about a user
+on another worker's partition forwards the query to that worker's advertised URL (from the
+consumer group's assignment, which faust shares with every member). faust's own `table_route`
+is not used: it hashes faust's serialized form of the key, another partition.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
+import aiohttp
 import faust
 import orjson
 from faust.web import Request, Response, View
 
 from paylimit.contracts import TIMEZONES
+from paylimit.kafka import partition_for
 from paylimit.settings import Settings
 from stream_app.counting import day_key
 from stream_app.limits import limit_for
@@ -46,14 +58,37 @@ def usage(days: Any, limit: int, user_id: str, now: datetime, zone: str | None, 
     }
 
 
+#: set on a forwarded query: the worker it reaches answers it or says 503, never forwards it again,
+#: so two workers whose views of the assignment differ for a moment never pass a query around
+FORWARDED_BY = "X-Paylimit-Forwarded-By"
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+def owner(distribution: Mapping[str, Mapping[str, Sequence[int]]], topic: str, partition: int) -> str | None:
+    """The URL of the member `distribution` (member URL -> topic -> partitions) assigns `partition`
+    of `topic` to, or None when none is (before the first assignment)."""
+    for url, topics in distribution.items():
+        if partition in topics.get(topic, ()):
+            return url
+    return None
+
+
 def register_views(app: faust.App, settings: Settings, days: Any, limits: Any, metrics: Metrics,
                    ready: Callable[[], bool]) -> None:
+    me = str(app.conf.canonical_url)
+
+    async def forward(view: View, request: Request, url: str) -> Response:
+        """The owner's answer to the same query, passed through."""
+        try:
+            async with app.http_client.get(f"{url.rstrip('/')}{request.rel_url}", headers={FORWARDED_BY: me},
+                                           timeout=FORWARD_TIMEOUT) as resp:
+                return view.bytes(await resp.read(), content_type=resp.content_type, status=resp.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return view.json({"error": f"the worker that owns this user ({url}) did not answer "
+                                       f"({type(exc).__name__}); ask again shortly"}, status=503)
+
     @app.page("/users/{user_id}/usage")
-    @app.table_route(table=days, match_info="user_id")
     async def user_usage(view: View, request: Request, user_id: str) -> Response:
-        if not ready():  # before its state is restored the worker would answer a count of 0
-            return view.json({"error": "the worker's state is being restored (a start or a rebalance); "
-                                       "ask again shortly"}, status=503)
         zone = request.query.get("timezone")
         if zone is not None and zone not in TIMEZONES:
             return view.json({"error": f"unknown time zone {zone!r}"}, status=400)
@@ -61,6 +96,16 @@ def register_views(app: faust.App, settings: Settings, days: Any, limits: Any, m
             on = date.fromisoformat(request.query["date"]) if "date" in request.query else None
         except ValueError:
             return view.json({"error": "date must be YYYY-MM-DD"}, status=400)
+        if not ready():  # before its state is restored the worker would answer a count of 0
+            return view.json({"error": "the worker's state is being restored (a start or a rebalance); "
+                                       "ask again shortly"}, status=503)
+        partition = partition_for(user_id.encode(), settings.partitions)
+        url = owner(app.router.external_topics_metadata(), settings.topic_transactions, partition)
+        if url != me:
+            if url is None or FORWARDED_BY in request.headers:
+                return view.json({"error": f"partition {partition} is moving between workers (a rebalance); "
+                                           "ask again shortly"}, status=503)
+            return await forward(view, request, url)
         limit = limit_for(limits, user_id, settings.daily_limit)
         return view.json(usage(days, limit, user_id, datetime.now(timezone.utc), zone, on, settings.default_timezone))
 

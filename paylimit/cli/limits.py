@@ -11,7 +11,7 @@ from rich.table import Table
 from paylimit.cli.common import connected_settings, console
 from paylimit.contracts import LimitOverride, encode
 from paylimit.errors import InfraError
-from paylimit.kafka import ensure_topics
+from paylimit.kafka import ensure_topics, producer_config
 from paylimit.settings import Settings
 
 app = typer.Typer(help="Per-user daily limit overrides (read live by every worker).", no_args_is_help=True)
@@ -20,7 +20,7 @@ app = typer.Typer(help="Per-user daily limit overrides (read live by every worke
 def _publish(settings: Settings, user_id: str, value: bytes | None) -> None:
     ensure_topics(settings)
     errors: list[str] = []
-    producer = Producer(settings.kafka_client_config(**{"enable.idempotence": True, "acks": "all"}))
+    producer = Producer(producer_config(settings, **{"enable.idempotence": True, "acks": "all"}))
     producer.produce(settings.topic_limits, key=user_id.encode(), value=value,
                      on_delivery=lambda err, _msg: errors.append(err.str()) if err else None)
     if producer.flush(30) or errors:

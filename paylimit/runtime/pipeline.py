@@ -67,8 +67,10 @@ class Pipeline:
 
     def add_worker(self) -> ServiceProcess:
         port, name = processes.free_port(), f"worker-{len(self.workers) + 1}"
-        # restarted (after a kill) under its name, a worker takes its partitions back at once
-        worker = ServiceProcess(name, "worker", self.settings.model_copy(update={"web_port": port, "worker_instance": name}))
+        # restarted (after a kill) under its name, a worker takes its partitions back at once; each
+        # advertises its own address to the others (explicitly: one in the environment is for one worker)
+        worker = ServiceProcess(name, "worker", self.settings.model_copy(update={
+            "web_port": port, "worker_instance": name, "web_advertised_url": f"http://{self.settings.web_host}:{port}"}))
         worker.start()
         self.workers.append(worker)
         return worker

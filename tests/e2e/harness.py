@@ -7,13 +7,23 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from paylimit.contracts import DeadLetter
+from paylimit.contracts import DeadLetter, SentRecord
+from paylimit.kafka import producer_config
 from paylimit.settings import Settings
+from producer_sim.oracle import expected_outcome
 
 
 def paylimit(settings: Settings, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
@@ -50,6 +60,24 @@ def produce(settings: Settings, topic: str, records: list[tuple[int, bytes | Non
     assert producer.flush(30) == 0
 
 
+def produce_transactions(settings: Settings, counts: dict[str, int], status: str = "succeeded") -> None:
+    """`counts[user]` transactions for each user, keyed by user_id, as the simulator sends them."""
+    failures: list[str] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer = Producer(producer_config(settings, acks="all"))
+    for user, n in counts.items():
+        for _ in range(n):
+            tx = {"transaction_id": uuid.uuid4().hex, "user_id": user, "amount": "249.00", "currency": "INR",
+                  "status": status, "occurred_at": datetime.now(timezone.utc).isoformat(), "category": "food"}
+            producer.produce(settings.topic_transactions, key=user, value=json.dumps(tx), on_delivery=delivered)
+            producer.poll(0)
+    assert producer.flush(15) == 0 and not failures, failures
+
+
 def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
     """Partition -> (low, high) watermark offsets of every partition of `topic`."""
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -79,3 +107,53 @@ def dead_letters(settings: Settings) -> list[DeadLetter]:
 
 def original(letter: DeadLetter) -> bytes:
     return base64.b64decode(letter.original)
+
+
+def expected_usage(settings: Settings, run: Path) -> dict[tuple[str, str], int]:
+    """(user, local date) -> the count the oracle expects, for every day of a valid record of a
+    `paylimit simulate` run (its events.jsonl; counts do not depend on the limits)."""
+    sent = [SentRecord.model_validate_json(line) for line in (run / "events.jsonl").read_text().splitlines() if line]
+    usage = expected_outcome(sent, settings, datetime.now(UTC)).usage
+    return {(user, day.isoformat()): count for (user, day), count in usage.items()}
+
+
+@dataclass(frozen=True)
+class WrongUsage:
+    worker: str
+    user_id: str
+    local_date: str
+    expected: int
+    got: int | str  # the count answered, or what came instead of an answer
+
+
+def ask_usage(worker: str, user: str, day: str | None = None, deadline: float = 0.0) -> tuple[int, Any]:
+    """(HTTP status, body) of a worker's usage view for `user` (today, or on `day`), asked again
+    until it answers 200 or time.monotonic() passes `deadline` (a 503 while partitions move)."""
+    url = f"{worker.rstrip('/')}/users/{quote(user, safe='')}/usage" + (f"?date={day}" if day else "")
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.status, json.load(resp)
+        except HTTPError as exc:
+            status, body = exc.code, exc.read().decode(errors="replace")
+        except (URLError, OSError, ValueError) as exc:
+            status, body = 0, repr(exc)
+        if time.monotonic() > deadline:
+            return status, body
+        time.sleep(0.2)
+
+
+def wrong_usage_answers(worker_urls: Sequence[str], expected: Mapping[tuple[str, str], int],
+                        timeout: float = 120.0) -> list[WrongUsage]:
+    """Ask every worker about every (user, date) of `expected`, and return the answers that are
+    wrong: another count, or no answer (an error status) by `timeout` (a 503 while partitions
+    move is asked again until then)."""
+    deadline = time.monotonic() + timeout
+    wrong: list[WrongUsage] = []
+    for worker in worker_urls:
+        for (user, day), count in sorted(expected.items()):
+            status, body = ask_usage(worker, user, day, deadline)
+            got = body["count"] if status == 200 and body.get("local_date") == day else f"HTTP {status}: {body}"
+            if got != count:
+                wrong.append(WrongUsage(worker, user, day, count, got))
+    return wrong

@@ -14,40 +14,21 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import Producer
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
+from tests.e2e.harness import produce_transactions as produce
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LIMIT = 3
-
-
-def produce(settings: Settings, counts: dict[str, int], status: str = "succeeded") -> None:
-    """`counts[user]` transactions for each user, keyed by user_id, as the simulator sends them."""
-    failures: list[str] = []
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer = Producer(settings.kafka_client_config(**{"partitioner": "murmur2_random", "acks": "all"}))
-    for user, n in counts.items():
-        for _ in range(n):
-            tx = {"transaction_id": uuid.uuid4().hex, "user_id": user, "amount": "249.00", "currency": "INR",
-                  "status": status, "occurred_at": datetime.now(timezone.utc).isoformat(), "category": "food"}
-            producer.produce(settings.topic_transactions, key=user, value=json.dumps(tx), on_delivery=delivered)
-            producer.poll(0)
-    assert producer.flush(15) == 0 and not failures, failures
 
 
 def get_json(url: str) -> Any:

@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from paylimit.contracts import LimitOverride
+from paylimit.kafka import partition_for
 from paylimit.settings import Settings
 from producer_sim.generator import generate
 from producer_sim.publisher import Publisher, publish, publish_limits
@@ -88,3 +89,11 @@ def test_stop_ends_the_run_early(make_settings: Callable[..., Settings]) -> None
     threading.Timer(0.3, publisher.stop).start()
     result = publisher.run()
     assert 0 < len(result.sent) < 200
+
+
+def test_each_users_records_are_on_the_partition_the_workers_look_at(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    result = publish(settings, generate(load_scenario("heavy_users"), 2).records)
+    keyed = [r for r in result.sent if r.key]
+    assert len({r.key for r in keyed}) > 50
+    assert [r.partition for r in keyed] == [partition_for(r.key.encode(), settings.partitions) for r in keyed]
