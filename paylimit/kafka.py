@@ -15,11 +15,12 @@ from paylimit.errors import InfraError
 from paylimit.settings import Settings
 
 #: errors that pass: a topic created a moment ago (its partitions unknown to the client, or
-#: without a leader yet), a coordinator moving or loading, a connection being made again
+#: without a leader yet), a coordinator moving or loading, a connection being made again, a
+#: request to a broker that left the cluster (librdkafka drops its handle: _DESTROY_BROKER)
 TRANSIENT = {KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.NOT_LEADER_FOR_PARTITION,
              KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT,
              KafkaError._TIMED_OUT, KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
-             KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+             KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._DESTROY_BROKER}
 
 
 #: librdkafka's name for the Java clients' default partitioner: murmur2 over the raw key bytes (a

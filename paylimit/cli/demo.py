@@ -16,6 +16,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from confluent_kafka import KafkaException
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
@@ -23,7 +24,7 @@ from rich.table import Table
 from paylimit.cli.common import console, settings
 from paylimit.cli.notifications import notifications_table, verdict, verification_table
 from paylimit.errors import InfraError
-from paylimit.kafka import ensure_topics, wait_for_broker
+from paylimit.kafka import ClusterHealth, ClusterWatch, ensure_topics, wait_for_broker
 from paylimit.runtime import local
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -49,8 +50,8 @@ def _needs_local_infra(base: Settings) -> bool:
     return not (state.kafka_running and state.redis_running)
 
 
-def _connect(base: Settings, start_infra: bool) -> Settings:
-    """Settings on reachable Kafka and Redis, starting the local ones if asked to."""
+def _connect(base: Settings, start_infra: bool, brokers: int | None = None) -> Settings:
+    """Settings on reachable Kafka and Redis, starting the local ones (`brokers` Kafka nodes) if asked to."""
     if base.kafka_bootstrap_servers and base.redis_url:
         wait_for_broker(base, timeout=20)
         return base
@@ -61,8 +62,44 @@ def _connect(base: Settings, start_infra: bool) -> Settings:
                 console.print(f"[cyan]{m}[/]")
                 status.update(m)
 
-            local.up(base, announce=announce)
+            local.up(base, announce=announce, brokers=brokers)
+    running = local.read_state(base).brokers
+    if brokers and not base.kafka_bootstrap_servers and running != brokers:
+        raise InfraError(f"a local Kafka of {running} broker(s) is running: `paylimit infra down` first "
+                         f"for a demo on {brokers}")
     return local.resolve(base)
+
+
+class BrokerKill:
+    """`--kill-broker-at`: kill -9 the local broker leading the most transactions partitions `at`
+    seconds into the run, and start it again `down_for` seconds later, in a thread of its own (a
+    restart waits until the cluster lists the broker again)."""
+
+    def __init__(self, base: Settings, s: Settings, at: float, down_for: float = 20.0) -> None:
+        self.base, self.s, self.at, self.down_for = base, s, at, down_for
+        self.finished = threading.Event()  # the demo is over: a kill not yet done is not done
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        if self.finished.wait(self.at):
+            return
+        try:
+            victim = ClusterWatch(self.s).busiest(self.s.topic_transactions)
+            local.stop_broker(self.base, victim)
+            console.print(f"[bold yellow]{time.monotonic() - began:.0f} s: Kafka broker {victim} killed (kill -9), "
+                          f"the leader of the most {self.s.topic_transactions} partitions[/]")
+            time.sleep(self.down_for)
+            local.start_broker(self.base, victim)
+            console.print(f"[bold green]{time.monotonic() - began:.0f} s: Kafka broker {victim} started again "
+                          f"and back in the cluster[/]")
+        except (InfraError, KafkaException) as exc:
+            console.print(f"[red]--kill-broker-at: {exc}[/]")
+
+    def wait(self) -> None:
+        """Until a broker killed is running again."""
+        self.finished.set()
+        self.thread.join()
 
 
 class Progress:
@@ -78,10 +115,29 @@ class Progress:
         self.delivered: list = []
         self.rates: dict[str, float] = {"sent": 0.0, "processed": 0.0}
         self._last = (time.monotonic(), 0, 0)
+        self.cluster = ClusterWatch(pipeline.settings, timeout=2)
+        self.brokers_total = len(self.cluster.health().brokers)
+        self.health: ClusterHealth | None = None
+        self.failure: InfraError | None = None
+
+    def watch(self, stop: threading.Event) -> None:
+        """refresh() about twice a second until `stop`, in a thread of its own: a look that waits on
+        a broker just killed (up to its timeouts) must not freeze the display."""
+        while not stop.is_set():
+            try:
+                self.refresh()
+            except InfraError as exc:
+                self.failure = exc
+                return
+            stop.wait(0.5)
 
     def refresh(self) -> None:
         from notifier.log import read_notifications
 
+        try:  # first: the lag below may wait on a broker just killed
+            self.health = self.cluster.health()
+        except KafkaException:
+            self.health = None  # not answering at this moment
         self.metrics = self.pipeline.worker_metrics() or self.metrics
         self.lag = self.pipeline.lags()[0]
         self.delivered = read_notifications(self.pipeline.settings.notifications_log)
@@ -103,6 +159,9 @@ class Progress:
         table.add_row("events sent", f"{self.sent:,} / {self.total:,}  ({self.rates['sent']:,.0f}/s)")
         table.add_row("events processed", f"{m.get('consumed', 0):,}  ({self.rates['processed']:,.0f}/s)")
         table.add_row("consumer lag", f"{self.lag:,}")
+        h = self.health
+        table.add_row("Kafka brokers up", f"{len(h.brokers)} / {self.brokers_total}  (under-replicated partitions "
+                      f"{h.under_replicated})" if h else f"? / {self.brokers_total}")
         table.add_row("users over the limit today",
                       str(sum(n.local_date == today for n in self.delivered)) + (f"  ({today})" if today else ""))
         table.add_row("notifications delivered", str(len(self.delivered)))
@@ -119,6 +178,11 @@ def demo(
     duration: Annotated[float, typer.Option(min=1, help="Real seconds the scenario's simulated days take")] = 60,
     speed: Annotated[float | None, typer.Option(min=0, help="Simulated seconds per real second (overrides --duration)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Stream worker processes")] = 1,
+    brokers: Annotated[int | None, typer.Option(min=1, max=9, help="Kafka brokers of the local infra it starts "
+                                                "(default 1)")] = None,
+    kill_broker_at: Annotated[float | None, typer.Option(min=0, help="kill -9 a Kafka broker (the busiest leader) "
+                                                         "SECONDS into the run and start it again 20 s later; "
+                                                         "needs --brokers 3")] = None,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
@@ -128,13 +192,16 @@ def demo(
     from producer_sim.scenario import load_scenario
     from producer_sim.simulation import EXPECTED_ALERTS, write_outputs
 
+    if kill_broker_at is not None and (brokers or 0) < 3:
+        raise InfraError("--kill-broker-at needs a local cluster that survives losing a broker: --brokers 3")
     plan = generate(load_scenario(scenario), seed, users=users)  # a bad scenario fails before anything starts
     base = settings()
     started_infra = _needs_local_infra(base)
     pipeline: Pipeline | None = None
+    kill: BrokerKill | None = None
     interrupted = False
     try:
-        s = _run_settings(_connect(base, started_infra))
+        s = _run_settings(_connect(base, started_infra, brokers))
         s.home.mkdir(parents=True, exist_ok=True)
         pipeline = Pipeline(s)
         ensure_topics(s)
@@ -154,16 +221,28 @@ def demo(
         sender = threading.Thread(target=lambda: outcome.update(result=publisher.run()), daemon=True)
         console.print(f"run [bold]{s.app_id}[/]: scenario {plan.scenario.name} (seed {seed}), "
                       f"{len(plan.records):,} events over {span / 86400:.1f} simulated days, logs in {s.home / 'logs'}")
+        if kill_broker_at is not None:
+            kill = BrokerKill(base, s, kill_broker_at)
         with Live(progress.render(), console=console, refresh_per_second=4) as live:
             sender.start()
+            if kill:
+                kill.thread.start()
+            looking = threading.Event()
+            watcher = threading.Thread(target=progress.watch, args=(looking,), daemon=True)
+            watcher.start()
             while sender.is_alive() or progress.lag:
                 pipeline.check_running()  # a crashed worker would leave a lag that never drains
+                if progress.failure:
+                    raise progress.failure
                 sent = progress.sent
                 progress.clock = plan.records[min(sent, len(plan.records)) - 1].at if sent else None
-                progress.refresh()
                 live.update(progress.render())
-                time.sleep(0.5)
+                time.sleep(0.25)
+            looking.set()
+            watcher.join()
             pipeline.wait_drained(timeout=120)
+            if kill:
+                kill.wait()
             progress.refresh()
             live.update(progress.render())
         console.print()
@@ -176,6 +255,8 @@ def demo(
         interrupted = True
         console.print("[yellow]interrupted: stopping everything[/]")
     finally:
+        if kill:
+            kill.wait()  # a killed broker is running again before anything is stopped
         if keep_running and not interrupted and pipeline:
             console.print(f"still running: worker {pipeline.worker_url()}, notifier; `paylimit infra down` stops Kafka and Redis")
         else:

@@ -3,6 +3,8 @@ broker leading the most partitions of the transactions topic, or the active cont
 scenario runs through two workers and the notifier. Leadership moves, nothing is restarted but the
 broker, no alert is lost or repeated, and the restarted broker catches up. Each case prints the
 pause: from the kill to the next alert delivered (and to every partition having a leader again).
+And scale-out on the cluster: three workers, each asked about every user on each of their days,
+against the oracle, before and after a broker is killed.
 
 The module runs its own cluster (`paylimit infra up --brokers 3` under a temporary home).
 """
@@ -23,6 +25,7 @@ from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from tests.cluster import (first_delivery_after, fresh, local_cluster, port_refuses, wait_fully_replicated,
                            wait_leaders_without)
+from tests.e2e.harness import expected_usage, simulate, wrong_usage_answers
 from tests.test_faults.helpers import assert_exact, consumed, simulate_in_background, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -89,3 +92,59 @@ def test_a_broker_killed_mid_run(cluster: Settings, tmp_path: Path, victim: str)
         pipeline.stop()
         if killed is not None:
             local.start_broker(cluster, killed)
+
+
+def test_three_workers_answer_every_user_before_and_after_a_broker_is_killed(cluster: Settings,
+                                                                              tmp_path: Path) -> None:
+    settings = fresh(cluster, tmp_path)
+    watch = ClusterWatch(settings)
+    pipeline = Pipeline(settings)
+    killed: int | None = None
+    try:
+        pipeline.start(workers=3)
+        run = simulate(settings, tmp_path / "run", "heavy_users", 5, "--users", "40")
+        pipeline.wait_drained(timeout=300)
+        expected = expected_usage(settings, run)
+        assert len(expected) > 60 and sum(n > settings.daily_limit for n in expected.values()) > 10
+        urls = [pipeline.worker_url(w) for w in pipeline.workers]
+        assert wrong_usage_answers(urls, expected, timeout=180) == []
+
+        killed = watch.busiest(settings.topic_transactions)
+        local.stop_broker(cluster, killed)
+        wait_leaders_without(watch, settings.topic_transactions, killed)
+        assert all(w.alive for w in pipeline.workers)
+        assert wrong_usage_answers(urls, expected, timeout=180) == []
+
+        local.start_broker(cluster, killed)
+        wait_fully_replicated(watch)
+        assert all(w.alive and w.restarts == 0 for w in pipeline.workers)
+    finally:
+        pipeline.stop()
+        if killed is not None:
+            local.start_broker(cluster, killed)
+
+
+def test_the_lag_is_read_through_a_broker_loss(cluster: Settings, tmp_path: Path) -> None:
+    """The demo and the pipeline read the workers' lag all along; a broker killed, fenced and started
+    again must not end that (librdkafka fails a request to a broker leaving the cluster with
+    _DESTROY_BROKER, which ended the demo on a cluster)."""
+    from paylimit.kafka import LagReader
+
+    settings = fresh(cluster, tmp_path)
+    watch = ClusterWatch(settings)
+    reader = LagReader(settings, settings.app_id, settings.topic_transactions)
+    killed = watch.busiest(settings.topic_transactions)
+    try:
+        assert reader.lag() == 0
+        local.stop_broker(cluster, killed)
+        deadline = time.monotonic() + 30  # past the broker session timeout: fenced, dropped from metadata
+        while time.monotonic() < deadline:
+            assert reader.lag() == 0
+        local.start_broker(cluster, killed)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert reader.lag() == 0
+    finally:
+        reader.close()
+        local.start_broker(cluster, killed)
+        wait_fully_replicated(watch)
