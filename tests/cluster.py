@@ -84,3 +84,13 @@ def first_delivery_after(settings: Settings, moment: datetime, timeout: float = 
             return min(later)
         time.sleep(0.1)
     raise AssertionError(f"no alert delivered within {timeout:.0f}s of {moment}")
+
+
+def longest_silence(settings: Settings, moment: datetime) -> float:
+    """The longest time without an alert delivered from `moment` on (seconds): the pause users saw
+    (an alert already on its way at the kill makes the next delivery after it say little)."""
+    from notifier.log import read_notifications
+
+    times = sorted([moment, *(n.delivered_at for n in read_notifications(settings.notifications_log)
+                              if n.delivered_at > moment)])
+    return max((b - a).total_seconds() for a, b in zip(times, times[1:])) if len(times) > 1 else 0.0

@@ -26,6 +26,7 @@ from paylimit.cli.notifications import notifications_table, verdict, verificatio
 from paylimit.errors import InfraError
 from paylimit.kafka import ClusterHealth, ClusterWatch, ensure_topics, wait_for_broker
 from paylimit.runtime import local
+from paylimit.runtime.broker_kill import BrokerKill
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from paylimit.verify import read_expected, verify
@@ -68,38 +69,6 @@ def _connect(base: Settings, start_infra: bool, brokers: int | None = None) -> S
         raise InfraError(f"a local Kafka of {running} broker(s) is running: `paylimit infra down` first "
                          f"for a demo on {brokers}")
     return local.resolve(base)
-
-
-class BrokerKill:
-    """`--kill-broker-at`: kill -9 the local broker leading the most transactions partitions `at`
-    seconds into the run, and start it again `down_for` seconds later, in a thread of its own (a
-    restart waits until the cluster lists the broker again)."""
-
-    def __init__(self, base: Settings, s: Settings, at: float, down_for: float = 20.0) -> None:
-        self.base, self.s, self.at, self.down_for = base, s, at, down_for
-        self.finished = threading.Event()  # the demo is over: a kill not yet done is not done
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        began = time.monotonic()
-        if self.finished.wait(self.at):
-            return
-        try:
-            victim = ClusterWatch(self.s).busiest(self.s.topic_transactions)
-            local.stop_broker(self.base, victim)
-            console.print(f"[bold yellow]{time.monotonic() - began:.0f} s: Kafka broker {victim} killed (kill -9), "
-                          f"the leader of the most {self.s.topic_transactions} partitions[/]")
-            time.sleep(self.down_for)
-            local.start_broker(self.base, victim)
-            console.print(f"[bold green]{time.monotonic() - began:.0f} s: Kafka broker {victim} started again "
-                          f"and back in the cluster[/]")
-        except (InfraError, KafkaException) as exc:
-            console.print(f"[red]--kill-broker-at: {exc}[/]")
-
-    def wait(self) -> None:
-        """Until a broker killed is running again."""
-        self.finished.set()
-        self.thread.join()
 
 
 class Progress:
@@ -222,7 +191,7 @@ def demo(
         console.print(f"run [bold]{s.app_id}[/]: scenario {plan.scenario.name} (seed {seed}), "
                       f"{len(plan.records):,} events over {span / 86400:.1f} simulated days, logs in {s.home / 'logs'}")
         if kill_broker_at is not None:
-            kill = BrokerKill(base, s, kill_broker_at)
+            kill = BrokerKill(base, s, kill_broker_at, announce=lambda m: console.print(m, style="bold yellow"))
         with Live(progress.render(), console=console, refresh_per_second=4) as live:
             sender.start()
             if kill:

@@ -169,9 +169,7 @@ def _wait_redis(state: InfraState, root: Path) -> None:
 def down(settings: Settings) -> InfraState:
     """Stop both services (data stays under PAYLIMIT_HOME for the next `up`)."""
     state = read_state(settings)
-    for pid in state.kafka_pids:
-        processes.stop(pid)
-    processes.stop(state.redis_pid)
+    processes.stop_all([*state.kafka_pids, state.redis_pid])
     state.kafka_pids = [None] * state.brokers
     state.redis_pid = None
     if _state_file(settings).exists():
@@ -180,8 +178,7 @@ def down(settings: Settings) -> InfraState:
 
 
 def stop_kafka(settings: Settings) -> None:
-    for pid in read_state(settings).kafka_pids:
-        processes.stop(pid)
+    processes.stop_all(read_state(settings).kafka_pids)
 
 
 def stop_redis(settings: Settings) -> None:

@@ -53,20 +53,27 @@ def alive(pid: int | None) -> bool:
 
 def stop(pid: int | None, timeout: float = 30.0) -> None:
     """SIGTERM, then SIGKILL after `timeout`; reaps the process if it is our child."""
-    if not alive(pid):
-        return
-    assert pid is not None
-    os.kill(pid, signal.SIGTERM)
+    stop_all([pid], timeout)
+
+
+def stop_all(pids: list[int | None], timeout: float = 30.0) -> None:
+    """`stop` for several processes at once: the nodes of a Kafka cluster shut down together (one by
+    one, the last ones wait for a controller quorum that is gone, until the SIGKILL)."""
+    running = [pid for pid in pids if pid is not None and alive(pid)]
+    for pid in running:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
+    while any(alive(pid) for pid in running) and time.monotonic() < deadline:
+        for pid in running:
+            _reap(pid)
         time.sleep(0.1)
-    if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    for pid in running:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
         while alive(pid):
             _reap(pid)
             time.sleep(0.05)
-    _reap(pid)
+        _reap(pid)
 
 
 def kill9(pid: int) -> None:

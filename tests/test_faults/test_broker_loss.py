@@ -23,7 +23,7 @@ from paylimit.kafka import ClusterWatch
 from paylimit.runtime import kafka_broker, local
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
-from tests.cluster import (first_delivery_after, fresh, local_cluster, port_refuses, wait_fully_replicated,
+from tests.cluster import (first_delivery_after, longest_silence, fresh, local_cluster, port_refuses, wait_fully_replicated,
                            wait_leaders_without)
 from tests.e2e.harness import expected_usage, simulate, wrong_usage_answers
 from tests.test_faults.helpers import assert_exact, consumed, simulate_in_background, wait_for
@@ -77,11 +77,11 @@ def test_a_broker_killed_mid_run(cluster: Settings, tmp_path: Path, victim: str)
         if victim == "active controller":
             controller = kafka_broker.active_controller(local.nodes(cluster))
             assert controller not in (None, killed), controller
-        print(f"\nkill -9 of broker {killed} ({victim}): every partition led again after {moved:.1f} s, "
-              f"next alert delivered after {(delivered - moment).total_seconds():.1f} s")
-
         background.wait()
         pipeline.wait_drained(timeout=300)
+        print(f"\nkill -9 of broker {killed} ({victim}): every partition led again after {moved:.1f} s, "
+              f"next alert delivered after {(delivered - moment).total_seconds():.1f} s, longest wait between "
+              f"deliveries after the kill {longest_silence(settings, moment):.1f} s")
         assert all(w.alive and w.restarts == 0 for w in pipeline.workers)
         assert pipeline.notifier and pipeline.notifier.alive and pipeline.notifier.restarts == 0
         assert_exact(settings, background.out)
