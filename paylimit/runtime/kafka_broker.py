@@ -165,7 +165,8 @@ def prepare(settings: Settings, root: Path, brokers: int = 1) -> list[Node]:
         return configured
     nodes = [Node(i, d, processes.free_port(), processes.free_port()) for i, d in enumerate(dirs, start=1)]
     if brokers == 1:
-        quorum, format_args = f"controller.quorum.bootstrap.servers=127.0.0.1:{nodes[0].controller_port}", ["--standalone"]
+        quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{nodes[0].controller_port}"
+        format_args = ["--standalone"]
     else:
         voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in nodes)
         quorum, format_args = f"controller.quorum.voters={voters}", []

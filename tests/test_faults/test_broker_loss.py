@@ -23,8 +23,8 @@ from paylimit.kafka import ClusterWatch
 from paylimit.runtime import kafka_broker, local
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
-from tests.cluster import (first_delivery_after, longest_silence, fresh, local_cluster, port_refuses, wait_fully_replicated,
-                           wait_leaders_without)
+from tests.cluster import (first_delivery_after, fresh, local_cluster, longest_silence, port_refuses,
+                           wait_fully_replicated, wait_leaders_without)
 from tests.e2e.harness import expected_usage, simulate, wrong_usage_answers
 from tests.test_faults.helpers import assert_exact, consumed, simulate_in_background, wait_for
 
