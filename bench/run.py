@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -43,7 +44,7 @@ def infra(settings: Settings, console: Console) -> Iterator[Settings]:
     started = not (before.kafka_running and before.redis_running)
     state = local.up(home, announce=lambda m: console.print(f"[dim]{m}[/]"))
     try:
-        yield settings.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap, "redis_url": state.redis_url})
+        yield settings.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap, "redis_url": SecretStr(state.redis_url or "")})
     finally:
         if started:
             local.down(home)

@@ -16,7 +16,7 @@ from typing import Callable
 from bench.catchup import rss_mb
 from bench.figures import latency_summary_ms
 from bench.paced import PacedProducer
-from notifier.log import read_notifications
+from notifier.record import read_delivered
 from paylimit.errors import InfraError
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -94,7 +94,7 @@ def _one_rate(pipeline: Pipeline, settings: Settings, rate: int, duration: float
     finally:
         sampler.stop()
     latencies = [n.delivered_at.timestamp() - producer.produced_at[n.crossing_transaction_id]
-                 for n in read_notifications(settings.notifications_log)
+                 for n in read_delivered(settings)
                  if n.crossing_transaction_id in producer.produced_at]
     return {
         "target_rate": rate,

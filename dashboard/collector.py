@@ -179,6 +179,8 @@ class Collector:
                 "notifier_lag": self.offsets.notifier_lag if self.offsets else None,
             },
             "dead_letters": m.get("dead_lettered_by_error", {}),
+            # a worker's partitions that make no progress (seconds since they stopped), and why
+            "stalled": {"partitions": m.get("stalled_partitions", {}), "reasons": m.get("stalled_reasons", {})},
             "series": {k: list(v) for k, v in self.series.items()},
             "latency": {"p50_ms": stats.percentile(lat, 50), "p99_ms": stats.percentile(lat, 99), "n": len(lat)},
             "notifications": latest[::-1],

@@ -1,4 +1,4 @@
-"""What the dashboard reads over the network: the workers' HTTP views and the notifications stream."""
+"""What the dashboard reads over the network: the workers' HTTP views and the shared notifications record."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class Workers:
 
 
 def stream_key(settings: Settings) -> str:
-    """The Redis stream the notifier XADDs each delivered notification to."""
+    """The shared record of delivered notifications (a Redis stream every notifier adds to; `notifier.record`)."""
     return f"{settings.app_id}:notifications"
 
 
@@ -99,7 +99,7 @@ class NotificationFeed:
     async def start(self) -> None:
         if not self.settings.redis_url:
             raise RuntimeError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
-        self.client = aioredis.Redis.from_url(self.settings.redis_url, decode_responses=True,
+        self.client = aioredis.Redis.from_url(self.settings.redis_url.get_secret_value(), decode_responses=True,
                                               socket_timeout=5, socket_connect_timeout=2)
 
     async def stop(self) -> None:

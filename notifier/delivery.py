@@ -1,57 +1,65 @@
-"""Exactly-once delivery of one alert, keyed by `alert_id`: reserve -> deliver -> confirm, in Redis.
+"""Exactly-once delivery of one alert, keyed by `alert_id`: reserve -> deliver -> record, in Redis.
 
-- reserve: `SET {app_id}:alert:{alert_id} <token> NX PX <lease>`. Taken by someone else ->
-  `delivered` means a repeat (dropped, counted); a token means another notifier is on it (or died
-  holding it): wait for its lease to expire.
-- deliver: the optional webhook POST (header `Idempotency-Key: <alert_id>`), then one line in the
-  notifications log (flush + fsync). The log line is the delivery's commit point.
-- confirm: one Lua script that sets the key to `delivered` (no expiry) and XADDs the notification
-  to the stream `{app_id}:notifications`, unless the key already says `delivered` (atomic, so only
-  one confirmer adds it).
+- reserve: `SET {app_id}:alert:{alert_id} <token> NX PX <lease>`, with a fresh random token per
+  reservation: the fencing token. Taken by someone else -> `delivered` means a repeat (dropped,
+  counted); another token means another notifier is on it (or died holding it): wait for its lease.
+- deliver: the optional webhook POST (`notifier.webhook`). A POST that fails transiently raises,
+  and the caller retries the alert; one the webhook gives up on (a permanent failure, or the retry
+  time used up) goes to the notifications' dead-letter topic, and the alert is recorded all the same.
+- record: one Lua script, the commit point. Only if the key still holds this reservation's token
+  does it set the key to `delivered` (no expiry), add the notification to the shared record
+  (`notifier.record`) and count it for this notifier; otherwise it changes nothing (FENCED). A
+  script runs atomically, so the check and the record are one step: a notifier whose lease ran out
+  cannot record, and no alert_id is recorded twice, whichever machines the notifiers run on.
+- export: then, and only then, one line in this notifier's local JSONL (`notifier.log`), for people
+  who tail files. Never read back: a kill between the record and this line loses the line only.
 
-Crash windows: killed after reserve -> the lease expires and the next attempt delivers. Killed
-after the log append but before confirm -> whoever reserves next finds the alert_id already in
-the log (`LogIndex`, checked after every reservation, so a stale reservation never causes a second
-append) and only confirms. Nothing marks an alert as sent before its log line is on disk.
-The webhook is at-least-once across such a crash (hence the idempotency key); the log is exact.
+Crash windows: killed after reserve or mid-POST -> nothing is recorded; the lease expires and the
+next holder (any notifier) delivers again, so the webhook is at-least-once across a crash (hence
+its Idempotency-Key) while the record is exact. Killed after the record -> the alert is
+`delivered`; the replay is dropped as a duplicate.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import redis
 
-from notifier.log import LogIndex, append_notification, read_notifications
-from paylimit.contracts import LimitAlert, Notification, encode
-from paylimit.errors import ConfigError
+from notifier.dead_letters import DeadLetterWriter
+from notifier.log import append_notification
+from notifier.record import counts_key, notifier_name, record_key, redis_client  # redis_client: re-exported
+from notifier.webhook import Webhook, WebhookFailure
+from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
 from paylimit.settings import Settings
 
 log = logging.getLogger("paylimit.notifier")
 
 DELIVERED = "delivered"
-STREAM_MAXLEN = 1_000_000  # approximate cap of the live-followers stream; the log keeps everything
 
 # delete the reservation only if it is still ours (a failed attempt hands the alert back at once)
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# mark delivered and announce on the stream, once: a script runs atomically, so a racing confirmer
-# finds `delivered` and adds nothing (one round trip, where WATCH/GET/MULTI/EXEC took three)
-_CONFIRM = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return 0 end
-redis.call('set', KEYS[1], ARGV[1])
-redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'notification', ARGV[3])
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# the fenced record: only the holder of the reservation's token records, once (see the docstring)
+# A script that fails midway keeps what it wrote (Redis has no rollback): the record entry goes first,
+# so a failing XADD (e.g. a key of the wrong type) leaves the alert reserved, never marked delivered
+# without its entry; the count goes last, so its failure costs a count, never a second entry.
+_RECORD = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('xadd', KEYS[2], '*', 'notification', ARGV[3], 'notifier', ARGV[4])
+redis.call('set', KEYS[1], ARGV[2])
+redis.call('hincrby', KEYS[3], ARGV[4], 1)
 return 1"""
+# extend our own reservation (an attempt that failed on a Redis error keeps it), only if still ours
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 
 
 class Outcome(enum.Enum):
-    DELIVERED = "delivered"  # appended to the log (and POSTed) and confirmed now
-    RECOVERED = "recovered"  # the log already held it (a crash after append): confirmed, not appended
+    DELIVERED = "delivered"  # (POSTed and) recorded now
+    FENCED = "fenced"  # POSTed, but the lease ran out before the record: not recorded, try again
     DUPLICATE = "duplicate"  # already delivered: dropped
     BUSY = "busy"  # reserved by another token whose lease has not expired: try again later
 
@@ -60,103 +68,97 @@ class Outcome(enum.Enum):
 class Attempt:
     outcome: Outcome
     retry_after: float = 0.0  # seconds, for BUSY: what is left of the other holder's lease
-
-
-class WebhookError(Exception):
-    """The webhook did not accept the notification; the delivery is retried."""
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """A Redis client for the notifier (no I/O until first use)."""
-    if not settings.redis_url:
-        raise ConfigError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
-                                socket_connect_timeout=2)
+    webhook_failure: WebhookFailure | None = None  # DELIVERED, but the webhook's failure was dead-lettered
 
 
 def alert_key(settings: Settings, alert_id: str) -> str:
     return f"{settings.app_id}:alert:{alert_id}"
 
 
-def stream_key(settings: Settings) -> str:
-    return f"{settings.app_id}:notifications"
-
-
-def post_webhook(url: str, notification: Notification, timeout: float = 5.0) -> None:
-    """POST the notification as JSON; any non-2xx answer or network error raises WebhookError."""
-    req = urllib.request.Request(url, data=encode(notification), method="POST", headers={
-        "Content-Type": "application/json", "Idempotency-Key": notification.alert_id})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured URL)
-            status = resp.status
-    except (urllib.error.URLError, OSError) as exc:
-        raise WebhookError(f"webhook {url}: {exc}") from None
-    if not 200 <= status < 300:
-        raise WebhookError(f"webhook {url}: HTTP {status}")
-
-
 class Delivery:
-    """Delivers alerts exactly once into the log (and webhook), with Redis as the ledger."""
+    """Delivers alerts exactly once into the shared record (and webhook), fenced by Redis reservations."""
 
-    def __init__(self, settings: Settings, client: redis.Redis, index: LogIndex | None = None) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
         self.redis = client
-        self.index = index or LogIndex(settings.notifications_log)
-        self.token = uuid.uuid4().hex  # this notifier instance; one reservation at a time
+        self.name = notifier_name(settings)
+        self.webhook = Webhook(settings.webhook_url.get_secret_value(), settings.webhook_timeout,
+                               settings.webhook_retry_for.total_seconds()) if settings.webhook_url else None
+        # with the POST (at most half the lease) this stays within the lease
+        self.dead_letters = DeadLetterWriter(settings, timeout=settings.notifier_lease.total_seconds() / 4)
+        self.token = uuid.uuid4().hex  # this notifier instance (logged); reservations get their own tokens
+        self._held: str | None = None  # the token of this notifier's latest reservation
         self.lease_ms = max(1, int(settings.notifier_lease.total_seconds() * 1000))
-        self._release = client.register_script(_RELEASE)
-        self._confirm_script = client.register_script(_CONFIRM)
+        self._release = client.register_script(RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._record_script = client.register_script(_RECORD)
 
     def deliver(self, alert: LimitAlert) -> Attempt:
-        """One attempt at delivering `alert`; Redis/log/webhook errors propagate (the caller retries)."""
+        """One attempt at delivering `alert`; Redis/webhook errors propagate (the caller retries)."""
         key = alert_key(self.settings, alert.alert_id)
-        if not self.redis.set(key, self.token, nx=True, px=self.lease_ms):
+        token = uuid.uuid4().hex
+        if not self.redis.set(key, token, nx=True, px=self.lease_ms):
             holder = self.redis.get(key)
-            if holder == self.token:
-                # ours from an attempt that failed to confirm (e.g. Redis went away): carry on
-                self.redis.set(key, self.token, xx=True, px=self.lease_ms)
-                return self._deliver_reserved(key, alert)
+            if holder is not None and holder == self._held and self._renew(keys=[key], args=[holder, self.lease_ms]):
+                # ours from an attempt that failed before its record (e.g. Redis went away): carry on
+                return self._deliver_reserved(key, holder, alert)
             if holder == DELIVERED:
                 return Attempt(Outcome.DUPLICATE)
             if holder is not None:
                 ttl = self.redis.pttl(key)
                 return Attempt(Outcome.BUSY, retry_after=max(ttl, 50) / 1000 if ttl > 0 else 0.05)
             return self.deliver(alert)  # the other lease ended between SET and GET: reserve again
-        return self._deliver_reserved(key, alert)
+        self._held = token
+        return self._deliver_reserved(key, token, alert)
 
-    def _deliver_reserved(self, key: str, alert: LimitAlert) -> Attempt:
+    def _deliver_reserved(self, key: str, token: str, alert: LimitAlert) -> Attempt:
         try:
-            if self.index.contains(alert.alert_id):
-                # a previous holder appended and died before confirming: confirm only
-                notification = self._logged_notification(alert)
-                self._confirm(key, notification)
-                return Attempt(Outcome.RECOVERED)
             notification = Notification(**alert.model_dump(), delivered_at=datetime.now(timezone.utc))
-            if self.settings.webhook_url:
-                # well inside the lease, so no other notifier can take the alert over mid-delivery
-                post_webhook(self.settings.webhook_url, notification, timeout=min(5.0, self.lease_ms / 3000))
-            append_notification(self.settings.notifications_log, notification)
+            failure = self._post(notification) if self.webhook else None
         except BaseException:
-            self._give_back(key)
+            self._give_back(key, token)
             raise
-        self._confirm(key, notification)
-        return Attempt(Outcome.DELIVERED)
+        if not self._record(key, token, notification):
+            log.warning("alert %s: the reservation's lease ran out before its record; not recorded, tried again",
+                        alert.alert_id)
+            return Attempt(Outcome.FENCED)
+        self._export(notification)
+        return Attempt(Outcome.DELIVERED, webhook_failure=failure)
 
-    def _logged_notification(self, alert: LimitAlert) -> Notification:
-        # the stream gets the same delivered_at the log holds; scanning is fine, alerts are rare
-        for n in read_notifications(self.settings.notifications_log):
-            if n.alert_id == alert.alert_id:
-                return n
-        return Notification(**alert.model_dump(), delivered_at=datetime.now(timezone.utc))
-
-    def _give_back(self, key: str) -> None:
+    def _post(self, notification: Notification) -> WebhookFailure | None:
+        """POST to the webhook; a failure it gives up on is dead-lettered and returned, any other raised."""
+        assert self.webhook is not None
         try:
-            self._release(keys=[key], args=[self.token])
+            # the POST's whole deadline is at most half the lease (a setting's check), so no other
+            # notifier can take the alert over while it is in flight
+            self.webhook.post(notification)
+        except WebhookFailure as failure:
+            if not self.webhook.gives_up(failure):
+                raise
+            self.dead_letters.send(NotificationDeadLetter(
+                alert_id=notification.alert_id, notification=notification, webhook=self.webhook.origin,
+                error=failure.kind, status=failure.status, reason=failure.reason,
+                attempts=self.webhook.attempts(notification.alert_id), dead_lettered_at=datetime.now(timezone.utc)))
+            return failure
+        return None
+
+    def _give_back(self, key: str, token: str) -> None:
+        try:
+            self._release(keys=[key], args=[token])
         except redis.RedisError as exc:
-            # the lease expires by itself; nothing was marked delivered
+            # the lease expires by itself; nothing was recorded
             log.warning("could not release reservation %s (%s); it expires with its lease", key, exc)
 
-    def _confirm(self, key: str, notification: Notification) -> None:
-        """Mark delivered and announce on the stream, once, atomically."""
-        self._confirm_script(keys=[key, stream_key(self.settings)],
-                             args=[DELIVERED, STREAM_MAXLEN, encode(notification).decode()])
+    def _record(self, key: str, token: str, notification: Notification) -> bool:
+        """The commit point: record once, atomically, if `token` still holds the reservation."""
+        s = self.settings
+        return bool(self._record_script(keys=[key, record_key(s), counts_key(s)],
+                                         args=[token, DELIVERED, encode(notification).decode(), self.name]))
+
+    def _export(self, notification: Notification) -> None:
+        try:
+            append_notification(self.settings.notifications_log, notification)
+        except OSError as exc:
+            # recorded already: the export is a convenience copy, never a reason to deliver again
+            log.warning("alert %s recorded, but not exported to %s: %s", notification.alert_id,
+                        self.settings.notifications_log, exc)

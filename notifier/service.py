@@ -3,23 +3,30 @@
 A confluent-kafka consumer (auto-commit on, `enable.auto.offset.store=False`) stores a message's
 offset only after its alert was delivered or recognised as already delivered, so a kill at any
 moment replays at most the alerts in flight, and `Delivery` drops those repeats. A record that is
-not a `LimitAlert` is logged, counted and skipped. Redis, Kafka or webhook trouble is waited out
-with capped exponential backoff; an alert is never skipped. `run()` loops until `stop()`, so a test
-can drive the service from a thread.
+not a `LimitAlert` is logged, counted and skipped. Redis or Kafka trouble is waited out with capped
+exponential backoff; an alert is never skipped. A webhook's transient failure is retried with its
+own, longer backoff until the webhook gives up (`notifier.webhook`); then, or at once on a
+permanent failure, the alert goes to the notifications' dead letters and is recorded all the same,
+so a bad webhook holds the alerts behind it up for `PAYLIMIT_WEBHOOK_RETRY_FOR` at most. Webhook
+failures are counted by kind in `NotifierStats`. `run()` loops until `stop()`, so a test can drive
+the service from a thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from pydantic import ValidationError
 
-from notifier.delivery import Delivery, Outcome, WebhookError, redis_client
+from notifier.delivery import Attempt, Delivery, Outcome, redis_client
+from notifier.record import record_key
+from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert
 from paylimit.settings import Settings
 
@@ -27,18 +34,22 @@ log = logging.getLogger("paylimit.notifier")
 
 BACKOFF_START = 0.1
 BACKOFF_CAP = 2.0
+WEBHOOK_BACKOFF_START = 0.5
+WEBHOOK_BACKOFF_CAP = 30.0  # also caps a Retry-After
 
 
 @dataclass
 class NotifierStats:
     delivered: int = 0
-    recovered: int = 0  # confirmed after a crash between log append and confirm (not appended again)
+    fenced: int = 0  # attempts whose lease ran out before their record: not recorded, tried again
     duplicates_dropped: int = 0
     invalid: int = 0
     retries: int = 0
+    webhook_failures: Counter[str] = field(default_factory=Counter)  # failed POSTs by kind (notifier.webhook)
+    webhook_dead_lettered: int = 0  # alerts recorded but given up on by the webhook
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "webhook_failures": dict(self.webhook_failures)}
 
 
 class Backoff:
@@ -83,12 +94,17 @@ class Notifier:
             # a killed notifier's partitions move on within seconds, not librdkafka's default 45 s
             "session.timeout.ms": int(self.settings.session_timeout * 1000),
             "heartbeat.interval.ms": 1000,
+            # an alert may be retried for the webhook's retry time without a poll: stay in the group meanwhile
+            "max.poll.interval.ms": max(300_000, int((self.settings.webhook_retry_for.total_seconds()
+                                                      + 2 * self.settings.webhook_timeout + 60) * 1000)),
             "error_cb": self._on_kafka_error,
         })
         self._consumer = Consumer(conf)
         self._consumer.subscribe([self.settings.topic_alerts])
-        log.info("notifier %s: group %s, topic %s, log %s", self._delivery.token[:8],
-                 self.settings.notifier_group_id, self.settings.topic_alerts, self.settings.notifications_log)
+        hook = self._delivery.webhook
+        log.info("notifier %s (%s): group %s, topic %s, record %s, export %s, webhook %s", self._delivery.token[:8],
+                 self._delivery.name, self.settings.notifier_group_id, self.settings.topic_alerts,
+                 record_key(self.settings), self.settings.notifications_log, hook.origin if hook else "none")
 
     def stop(self) -> None:
         """Ask `run()` to return after the message in hand (an unfinished one is replayed later)."""
@@ -147,10 +163,14 @@ class Notifier:
         """Try until delivered or recognised as delivered; False only if stopped first."""
         assert self._delivery is not None
         backoff = Backoff()
+        hook_backoff = Backoff(WEBHOOK_BACKOFF_START, WEBHOOK_BACKOFF_CAP)
         while not self._stop.is_set():
             try:
                 attempt = self._delivery.deliver(alert)
-            except (redis.RedisError, OSError, WebhookError) as exc:
+            except WebhookFailure as failure:
+                self._stop.wait(self._webhook_retry(alert, failure, hook_backoff))
+                continue
+            except (redis.RedisError, OSError, KafkaException) as exc:
                 self.stats.retries += 1
                 delay = backoff.next()
                 log.warning("delivery of alert %s failed (%s: %s); retrying in %.1fs", alert.alert_id,
@@ -161,19 +181,45 @@ class Notifier:
                 # another notifier holds it, or a dead one whose lease has not run out yet
                 self._stop.wait(min(attempt.retry_after, BACKOFF_CAP))
                 continue
-            self._count(alert, attempt.outcome)
+            if attempt.outcome is Outcome.FENCED:
+                self.stats.fenced += 1  # reserve afresh: delivered again, or found delivered by another
+                continue
+            self._count(alert, attempt)
             return True
         return False
 
-    def _count(self, alert: LimitAlert, outcome: Outcome) -> None:
+    def _webhook_retry(self, alert: LimitAlert, failure: WebhookFailure, backoff: Backoff) -> float:
+        """Count a transient webhook failure and say how long to wait before the next POST."""
+        hook = self._webhook()
+        self.stats.retries += 1
+        self.stats.webhook_failures[failure.kind] += 1
+        left = max(hook.retry_left(), 0.0)
+        wanted = failure.retry_after if failure.retry_after is not None else backoff.next()
+        delay = min(wanted, WEBHOOK_BACKOFF_CAP, left)  # the last try comes as the retry time runs out
+        log.warning("webhook %s: alert %s not taken (%s: %s); POST %d, next in %.1fs, given up in %.1fs",
+                    hook.origin, alert.alert_id, failure.kind, failure.reason, hook.attempts(alert.alert_id),
+                    delay, left)
+        return delay
+
+    def _webhook(self) -> Webhook:
+        assert self._delivery is not None and self._delivery.webhook is not None
+        return self._delivery.webhook
+
+    def _count(self, alert: LimitAlert, attempt: Attempt) -> None:
+        outcome, failure = attempt.outcome, attempt.webhook_failure
+        if failure is not None:
+            self.stats.webhook_failures[failure.kind] += 1
+            self.stats.webhook_dead_lettered += 1
+            hook = self._webhook()
+            posts = hook.attempts(alert.alert_id)
+            log.warning("webhook %s: alert %s given up after %d POST%s (%s: %s); dead-lettered to %s and recorded; "
+                        "`paylimit webhook redeliver` sends it again", hook.origin, alert.alert_id, posts,
+                        "s" if posts != 1 else "", failure.kind, failure.reason, self.settings.topic_notifications_dlq)
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates_dropped += 1
             log.info("duplicate alert %s (user %s, %s) dropped", alert.alert_id, alert.user_id, alert.local_date)
             return
-        if outcome is Outcome.RECOVERED:
-            self.stats.recovered += 1
-        else:
-            self.stats.delivered += 1
+        self.stats.delivered += 1
         log.info("%s alert %s: user %s went over %d on %s (%d, %s)%s", outcome.value, alert.alert_id, alert.user_id,
                  alert.limit, alert.local_date, alert.count, alert.timezone, " late" if alert.late else "")
 

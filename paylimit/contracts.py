@@ -58,6 +58,9 @@ def _not_before_epoch(at: datetime) -> datetime:
 
 
 TEXT_MAX = 128
+#: the highest daily limit: an alert lists the ids up to the crossing one, and the worker keeps them
+#: in the day's state, which must stay below the broker's message size (stream_app/state.py)
+MAX_DAILY_LIMIT = 1_000
 AMOUNT_BELOW = Decimal("1e15")
 NonEmpty = Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]
 
@@ -186,13 +189,31 @@ class DeadLetter(BaseModel):
         )
 
 
+class NotificationDeadLetter(BaseModel):
+    """A notification the webhook did not take, on `payments.notifications.dlq` (key = alert_id).
+
+    The notifications log has it all the same; `paylimit webhook redeliver` POSTs it again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    alert_id: str
+    notification: Notification  # exactly what was POSTed (and logged)
+    webhook: str  # scheme://host[:port] only: the rest of the URL may hold a token
+    error: str  # the failure's kind: timeout, connection, protocol, redirect, http_4xx, http_5xx
+    status: int | None = None  # the HTTP status, when there was one
+    reason: str
+    attempts: int  # POSTs of this alert before it was given up
+    dead_lettered_at: AwareDatetime
+
+
 class LimitOverride(BaseModel):
     """A per-user limit on the compacted `payments.limits` topic (key = user_id)."""
 
     model_config = ConfigDict(frozen=True)
 
     user_id: NonEmpty
-    limit: int = Field(ge=0)
+    limit: int = Field(ge=0, le=MAX_DAILY_LIMIT)
 
 
 class InvalidRecord(Exception):

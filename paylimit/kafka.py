@@ -63,6 +63,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_transactions, p, rf, config=replicas),
         NewTopic(settings.topic_alerts, p, rf, config=replicas),
         NewTopic(settings.topic_dlq, p, rf, config=replicas),
+        NewTopic(settings.topic_notifications_dlq, p, rf, config=replicas),
         NewTopic(settings.topic_limits, 1, rf, config={"cleanup.policy": "compact", **replicas}),
     ]
 

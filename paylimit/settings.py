@@ -34,13 +34,16 @@ class Settings(BaseSettings):
     kafka_version: str = Field("4.3.1", description="Apache Kafka version the local runtime runs")
     kafka_heap: str = Field("768m", description="Max heap of the local Kafka broker")
 
-    redis_url: str | None = Field(None, description="Redis URL; None means the local infra's")
+    redis_url: SecretStr | None = Field(None, description="Redis URL (a secret: it may hold a password); "
+                                        "None means the local infra's")
 
     # topics and consumer groups
     app_id: str = Field("paylimit", description="faust app id = the stream workers' consumer group")
     topic_transactions: str = "payments.transactions"
     topic_alerts: str = "payments.alerts"
     topic_dlq: str = "payments.transactions.dlq"
+    topic_notifications_dlq: str = Field("payments.notifications.dlq", description="Notifications the webhook "
+                                         "did not take (key = alert_id)")
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
     replication_factor: int | None = Field(None, ge=1, description="Replicas of each partition of the topics "
                                            "paylimit and faust create. None: 3 on three brokers or more, the "
@@ -52,7 +55,8 @@ class Settings(BaseSettings):
 
     # counting semantics
     default_timezone: str = Field("Asia/Kolkata", description="Zone for transactions without `timezone`")
-    daily_limit: int = Field(10, ge=0, description="Successful transactions allowed per local day")
+    daily_limit: int = Field(10, ge=0, le=1_000,  # paylimit.contracts.MAX_DAILY_LIMIT
+                             description="Successful transactions allowed per local day (at most 1,000)")
     retention: timedelta = Field(timedelta(days=2), description="How long after its day ends a late event still counts")
     max_clock_skew: timedelta = Field(timedelta(hours=1), description="How far ahead of the wall clock an event may be dated")
     max_record_bytes: int = Field(16 * 1024, ge=256, description="Records larger than this are dead-lettered as too_large")
@@ -80,8 +84,37 @@ class Settings(BaseSettings):
                                         "unique per worker: restarted with the same id it takes its partitions "
                                         "back at once instead of after the session timeout (a worker stopped for "
                                         "good then holds them for the session timeout). None: a dynamic member")
-    webhook_url: str | None = Field(None, description="Optional URL the notifier POSTs each alert to")
+    webhook_url: SecretStr | None = Field(None, description="Optional http(s) URL the notifier POSTs each alert to "
+                                          "(a secret: it may hold a token)")
     notifier_lease: timedelta = Field(timedelta(seconds=30), description="How long a notifier's reservation of an alert lasts")
+    webhook_timeout: float = Field(5.0, gt=0, description="Seconds one webhook POST may take in all, at most half "
+                                   "the notifier lease (so no other notifier takes the alert over mid-POST)")
+    webhook_retry_for: timedelta = Field(timedelta(minutes=2), ge=timedelta(0), description="How long the webhook "
+                                         "may keep failing transiently before alerts are dead-lettered instead")
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url_is_http(cls, v: Any) -> Any:
+        url = v.get_secret_value() if isinstance(v, SecretStr) else v
+        if url in (None, ""):
+            return None  # unset (compose passes an empty variable through)
+        parts = urlsplit(str(url))
+        try:
+            parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+        except ValueError:
+            raise ValueError("the port is not a number from 1 to 65535") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # the message never repeats the URL: it is a secret
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://hooks.example.com/paylimit")
+        return v
+
+    @field_validator("webhook_timeout")
+    @classmethod
+    def _webhook_timeout_within_lease(cls, v: float, info: ValidationInfo) -> float:
+        lease = info.data.get("notifier_lease")
+        if info.data.get("webhook_url") and lease is not None and v > lease.total_seconds() / 2:
+            raise ValueError(f"must be at most half of PAYLIMIT_NOTIFIER_LEASE ({lease.total_seconds():g} s)")
+        return v
 
     @field_validator("min_insync_replicas")
     @classmethod
@@ -124,8 +157,9 @@ class Settings(BaseSettings):
     def as_env(self) -> dict[str, str]:
         """These settings as PAYLIMIT_* variables, for child processes (`paylimit worker`, …)."""
         env = {f"PAYLIMIT_{k.upper()}": str(v) for k, v in self.model_dump(mode="json", exclude_none=True).items()}
-        if self.kafka_sasl_password:
-            env["PAYLIMIT_KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password.get_secret_value()
+        for name, value in self:
+            if isinstance(value, SecretStr):  # dumped as ********: the child needs the secret itself
+                env[f"PAYLIMIT_{name.upper()}"] = value.get_secret_value()
         return env
 
     def kafka_client_config(self, **extra: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Delivered notifications vs the simulator's expected alerts: missing, extra, duplicate, wrong field.
 
-`verify(expected, delivered)` is a pure function over `AlertFacts` (the notifications log's
+`verify(expected, delivered)` is a pure function over `AlertFacts` (the shared record's
 `Notification`s are AlertFacts too); `read_expected(path)` loads `expected_alerts.jsonl`.
 Every AlertFacts field is compared: pydantic gives `date`/aware `datetime` values, and aware
 datetimes compare as instants, so the same moment written with another offset is equal;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from paylimit.contracts import LimitAlert, alert_id_for
-from stream_app.counting import DayCount
+from stream_app.state import DayCount
 from stream_app.localday import day_bounds
 
 
@@ -13,16 +13,15 @@ def alert_for(day: DayCount, detected_at: datetime) -> LimitAlert:
     assert day.crossing is not None and day.limit is not None
     local_date = date.fromisoformat(day.date)
     start, end = day_bounds(local_date, day.zone)
-    count = day.ids.index(day.crossing) + 1
     return LimitAlert(
         alert_id=alert_id_for(day.user_id, local_date),
         user_id=day.user_id,
         local_date=local_date,
         timezone=day.zone,
         limit=day.limit,
-        count=count,
+        count=len(day.head),  # the ids up to and including the crossing one
         crossing_transaction_id=day.crossing,
-        transaction_ids=list(day.ids[:count]),
+        transaction_ids=list(day.head),
         window_start=start,
         window_end=end,
         first_seen_at=datetime.fromisoformat(day.first_seen_at),

@@ -34,15 +34,16 @@ from typing import Any, Sequence, cast
 
 import faust
 import orjson
+from confluent_kafka import KafkaException
 from faust.types import TP, EventT, Message
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
-from stream_app.batch import Batch, is_progress_key, progress_key
+from stream_app.batch import Batch, Days, is_progress_key, progress_key
 from stream_app.changelog import Changelog
-from stream_app.counting import DayCount, Outcome, day_key, decide, expired, expiry_cutoff
+from stream_app.counting import Outcome, day_key, decide, expired, expiry_cutoff
 from stream_app.limits import limit_for, limits_table
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
@@ -55,6 +56,8 @@ from stream_app.views import register_views
 log = logging.getLogger("paylimit.worker")
 
 DAY = 86400.0
+#: while progress is stalled, a log line this often (seconds), and a refused write tried again as often
+STALL_REPORT = 5.0
 
 
 def _credentials(settings: Settings) -> Any:
@@ -133,8 +136,8 @@ def build_app(settings: Settings) -> faust.App:
         for key, raw in list(days.data.items()):
             if key[-10:] > cutoff or is_progress_key(key):  # day keys end with their date
                 continue
-            value = orjson.loads(raw)
-            if value["p"] == partition and expired(DayCount.from_json(value), stream_time, settings.retention):
+            value = orjson.loads(raw)  # a hot day's bytes may be behind it: its partition and end are not
+            if value["p"] == partition and expired(value["e"], stream_time, settings.retention):
                 batch.set(partition, key, None)
 
     def handle(msg: Message | Record, batch: Batch, progress: dict[str, Any], now: datetime,
@@ -146,10 +149,9 @@ def build_app(settings: Settings) -> faust.App:
             return
         day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
         key = day_key(tx.user_id, day.key)
-        current = batch.get(key)
         stream_time = progress["t"]
         decision = decide(
-            tx, day, DayCount.from_json(current) if current else None, stream_time,
+            tx, day, batch.day(key), stream_time,
             limit_for(limits, tx.user_id, settings.daily_limit), settings.retention, msg.partition,
         )
         if decision.outcome is Outcome.TOO_LATE:
@@ -158,7 +160,7 @@ def build_app(settings: Settings) -> faust.App:
             return
         metrics.outcome(decision.outcome)
         if decision.day is not None:
-            batch.set(msg.partition, key, decision.day.to_json())
+            batch.set(msg.partition, key, decision.day)
         if decision.stream_time is not None and decision.stream_time != stream_time:
             progress["t"] = decision.stream_time
             drop_expired_days(batch, msg.partition, decision.stream_time)
@@ -167,7 +169,8 @@ def build_app(settings: Settings) -> faust.App:
 
     reader = TransactionReader(settings)
     output = Output(settings)
-    changelog = Changelog(days)
+    state = Days(days)
+    changelog = Changelog(days, state)
 
     async def off_loop(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -228,6 +231,7 @@ def build_app(settings: Settings) -> faust.App:
                     generation = app.consumer_generation_id
                     await off_loop(reader.assign, {tp.partition: await next_offset(tp.partition) for tp in tps})
                 records = await off_loop(reader.poll, settings.batch_max, settings.batch_window)
+                metrics.resume("reading")
                 async with lock:
                     if not ready() or generation != app.consumer_generation_id:
                         generation = None  # the partitions may have moved: read again from the state
@@ -238,37 +242,45 @@ def build_app(settings: Settings) -> faust.App:
                     await process_records(fresh)
             except InfraError as exc:  # the broker is away: read again from the state once it is back
                 log.warning("%s; reading again in 1 s", exc)
+                metrics.stall("reading", assigned(), str(exc))
                 generation = None
                 await asyncio.sleep(1.0)
 
-    async def written() -> None:
-        """Wait until Kafka has everything written so far (outputs and state). A write is retried
-        for as long as the broker is away, so one that fails never will succeed (authorization, a
-        deleted topic): the table may then hold state its changelog lacks, and only a restart from
-        the changelog is consistent again."""
-        try:
-            await off_loop(output.wait)
-        except InfraError as exc:
-            await app.crash(exc)
-            raise RuntimeError(str(exc)) from exc  # not an InfraError: nothing may retry past it
+    refusals = 0  # writes Kafka refused so far (whoever waited for them: see commit_progress)
 
-    async def saved() -> None:
-        """Wait until the changelog has the table's state as it is now (and the outputs it covers)."""
-        changelog.flush(output)
-        await written()
+    def assigned() -> list[int]:
+        return [tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic_transactions]
+
+    async def written(what: str, partitions: Sequence[int]) -> None:
+        """Wait until Kafka has everything written so far (outputs and state), saying every few
+        seconds that `what` waits (a broker away is waited for); InfraError if Kafka refused a
+        record (a topic deleted, not authorized, a record over its size limit)."""
+        nonlocal refusals
+        waiting = asyncio.ensure_future(off_loop(output.wait))
+        while not (await asyncio.wait({waiting}, timeout=STALL_REPORT))[0]:
+            metrics.stall(what, partitions, "waiting for Kafka to acknowledge the worker's writes")
+        try:
+            waiting.result()
+        except InfraError:
+            refusals += 1
+            raise
 
     async def fence(*_: Any, **__: Any) -> None:
         """Partitions leave this worker (a rebalance, or the worker stops) only after the batch
         being counted, with its state in the changelog that their next owner restores."""
         async with lock:
-            await saved()
+            try:
+                await written("the state", list(changelog.flush(output).values()))
+            except InfraError as exc:  # their next owner restores the state written before, and replays
+                log.error("the state could not be written before partitions left: %s", exc)
+            state.live.clear()  # in the store, encoded; a partition that comes back is restored anew
 
     app.on_partitions_revoked.connect(cast(Any, fence))
     app.on_before_shutdown.connect(cast(Any, fence))
 
     async def process_records(records: Sequence[Any]) -> None:
         """Count records that are each the next of their partition, then write outputs and state."""
-        batch = Batch(days)
+        batch = Batch(state)
         out: list[tuple[LimitAlert, bool]] = []
         letters: list[tuple[bytes | None, bytes]] = []
         now = datetime.now(timezone.utc)
@@ -283,13 +295,23 @@ def build_app(settings: Settings) -> faust.App:
             batch.set(partition, progress_key(partition), mark)
         # outputs first, acknowledged; then the state that says they are done. The changelog
         # gets the state every commit interval (`commit_progress`), coalesced per key, and the
-        # group's offsets are committed only from state the changelog has.
-        if out or letters:
-            for alert, _ in out:
-                output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
-            for key, value in letters:
-                output.send(settings.topic_dlq, key, value)
-            await written()
+        # group's offsets are committed only from state the changelog has. Outputs Kafka refuses
+        # are sent again every few seconds, loudly, until it takes them: the partitions wait
+        # (nothing is skipped), and the worker does not crash into a restart that would fail the same.
+        while out or letters:
+            try:
+                for alert, _ in out:
+                    output.send(settings.topic_alerts, alert.user_id.encode(), encode(alert))
+                for key, value in letters:
+                    output.send(settings.topic_dlq, key, value)
+                await written("alerts and dead letters", list(progress))
+                break
+            except (InfraError, KafkaException) as exc:  # KafkaException: refused before it was sent
+                metrics.stall("alerts and dead letters", list(progress), f"Kafka refused them: {exc}; trying again")
+                if app.should_stop or app.rebalancing:  # given up (see stream_app.changelog): replayed
+                    raise InfraError(f"alerts and dead letters not written: {exc}") from None
+                await asyncio.sleep(STALL_REPORT)
+        metrics.resume("alerts and dead letters")
         for alert, resent in out:
             log.info("alert %s user=%s date=%s count=%d%s", alert.alert_id, alert.user_id, alert.local_date,
                      alert.count, " (re-sent)" if resent else "")
@@ -308,15 +330,32 @@ def build_app(settings: Settings) -> faust.App:
         # records read directly) can move the group's offsets back.
         if app.rebalancing:
             return  # the revocation's fence writes the state
-        flushed = changelog.flush(output)
-        again = next(ticks) % 10 == 0
-        offsets = {}
-        for tp in app.consumer.assignment():
-            if tp.topic == settings.topic_transactions and (stored := stored_progress(tp.partition)):
-                if again or committed.get(tp) != stored["o"]:
-                    offsets[tp] = stored["o"]
-        if flushed or offsets:
-            await written()  # never commit past what a restart would restore
+        async with lock:  # between batches: a hot day is counted in place (stream_app.batch)
+            before = refusals
+            try:
+                keys = changelog.flush(output)
+            except InfraError as exc:
+                metrics.stall("the state", assigned(), f"{exc}; writing it again")
+                return
+            again = next(ticks) % 10 == 0
+            offsets = {}
+            for tp in app.consumer.assignment():
+                if tp.topic == settings.topic_transactions and (stored := stored_progress(tp.partition)):
+                    if again or committed.get(tp) != stored["o"]:
+                        offsets[tp] = stored["o"]
+        if keys or offsets:
+            try:
+                await written("the state", list(keys.values()))  # never commit past what a restart would restore
+            except InfraError:
+                pass  # counted in `refusals`
+            # the one producer's refusals reach whichever wait comes first: any refusal since this
+            # flush may be of these keys
+            if refusals != before:
+                changelog.again(keys)
+                metrics.stall("the state", assigned(),
+                              "Kafka refused a write of the state's changelog or of the outputs; writing it again")
+                return
+        metrics.resume("the state")
         # (faust's own commit follows its ack list; see the module docstring)
         if offsets and await cast(Any, app.consumer)._commit(offsets):
             committed.update(offsets)
@@ -329,6 +368,10 @@ def build_app(settings: Settings) -> faust.App:
     @app.timer(10.0)
     async def report() -> None:
         log.info("records %s", metrics.line())
+
+    @app.timer(STALL_REPORT)
+    async def report_stalls() -> None:
+        metrics.report_stalls()  # never silent while stalled, whichever wait it is stuck in
 
     register_views(app, settings, days, limits, metrics, ready)
     return app

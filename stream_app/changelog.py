@@ -7,9 +7,15 @@ partition's order). Between flushes a key changed by many batches costs one reco
 partition's progress one record instead of one per batch: at 5,000 tx/s a flush every half second
 is a dozen produce requests a second to the broker, not hundreds.
 
-Only state whose outputs (alerts, dead letters) are acknowledged is ever marked, so any flush
-stores a consistent state; a worker killed before a flush replays from the last flushed progress
-(its alerts are sent again with the same ids; the notifier drops repeats).
+Only state whose outputs (alerts, dead letters) are acknowledged is ever marked, and the worker
+flushes between batches, so a flush stores a consistent state; a worker killed before a flush
+replays from the last flushed progress (its alerts are sent again with the same ids; the notifier
+drops repeats). A hot day is counted in place (`stream_app.batch`), so a batch given up half-way
+(the worker stopping while the broker refuses its outputs) leaves its counts in that day without
+its progress: a flush then stores a day ahead of its partition's progress, and the records
+replayed after a restart are duplicates of it (at most a batch, well inside the window of ids a
+day keeps: `stream_app.state`), a crossing one sending its alert again. Nothing is counted twice
+or lost.
 """
 
 from __future__ import annotations
@@ -17,27 +23,39 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaException
 
-from stream_app.batch import is_progress_key
+from paylimit.errors import InfraError
+from stream_app.batch import Days, is_progress_key
 from stream_app.output import Output
 
 
 class Changelog:
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, days: Days) -> None:
         self.table = table
-        self.values: dict = table.data.data  # the memory store's own dict, as `Batch` writes it
+        self.days = days
         self.pending: dict[str, int] = {}  # key -> its changelog partition
 
     def mark(self, key: str, partition: int) -> None:
         self.pending[key] = partition
 
-    def flush(self, output: Output) -> int:
+    def flush(self, output: Output) -> dict[str, int]:
         """Queue every marked key's current value on `output` (its `wait` says when the broker
-        has them); returns how many."""
+        has them); returns the keys, for `again` if the broker refuses them. InfraError (the keys
+        marked again) if the producer refuses one at once."""
         pending, self.pending = self.pending, {}
         topic = self.table.changelog_topic.get_topic_name()
-        for last in (False, True):
-            for key, partition in pending.items():
-                if is_progress_key(key) is last:
-                    output.send(topic, orjson.dumps(key), self.values.get(key), partition)
-        return len(pending)
+        try:
+            for last in (False, True):
+                for key, partition in pending.items():
+                    if is_progress_key(key) is last:
+                        output.send(topic, orjson.dumps(key), self.days.encoded(key), partition)
+        except KafkaException as exc:  # refused before it is sent (a record over the client's size limit)
+            self.again(pending)
+            raise InfraError(f"Kafka refused a write of {topic}: {exc}") from None
+        self.days.forget_idle()
+        return pending
+
+    def again(self, keys: dict[str, int]) -> None:
+        """Mark keys whose write the broker refused: the next flush sends their values as they are then."""
+        self.pending = {**keys, **self.pending}

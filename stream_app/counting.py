@@ -1,9 +1,10 @@
 """What one valid transaction does to its user's day: the pure decision, state passed in and out.
 
-Everything about one (user, local day) lives in one `DayCount`, written as one table value (one
-changelog record): the counted transaction ids and, once known, the crossing transaction. So a
-replayed transaction can neither count twice nor lose its alert: if it is the crossing one, the
-decision says to send the alert again (same alert_id; the notifier drops the repeat).
+Everything about one (user, local day) lives in one `DayCount` (`stream_app.state`), written as one
+table value (one changelog record): the count, the counted ids (in full up to the crossing one,
+hashed after it) and, once known, the crossing transaction. So a replayed transaction can neither
+count twice nor lose its alert: if it is the crossing one, the decision says to send the alert
+again (same alert_id; the notifier drops the repeat).
 
 The processing order (README, "Counting semantics"):
   duplicate check -> too_late check -> stream time advances -> status filter -> count.
@@ -17,6 +18,7 @@ from typing import NamedTuple
 
 from paylimit.transaction_facts import TransactionFacts
 from stream_app.localday import LocalDay
+from stream_app.state import DayCount
 
 
 class Outcome(str, Enum):
@@ -31,30 +33,6 @@ class Outcome(str, Enum):
 def day_key(user_id: str, date: str) -> str:
     """The `days` table key of one user's local day (`date` as YYYY-MM-DD)."""
     return f"{user_id}|{date}"
-
-
-class DayCount(NamedTuple):
-    """One user's counted transactions of one local day (the table value); a tuple, since one is
-    built per counted transaction."""
-
-    user_id: str
-    date: str
-    zone: str
-    partition: int
-    end: float  # the day's end, epoch seconds (for lateness and cleanup)
-    first_seen_at: str
-    ids: tuple[str, ...] = ()
-    crossing: str | None = None
-    limit: int | None = None  # the limit in force when the day crossed it
-    late: bool = False
-
-    def to_json(self) -> dict:
-        return {"u": self.user_id, "d": self.date, "z": self.zone, "p": self.partition, "e": self.end,
-                "f": self.first_seen_at, "i": list(self.ids), "x": self.crossing, "l": self.limit, "t": self.late}
-
-    @classmethod
-    def from_json(cls, v: dict) -> "DayCount":
-        return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], tuple(v["i"]), v["x"], v["l"], v["t"])
 
 
 class Decision(NamedTuple):
@@ -73,9 +51,10 @@ def decide(
     retention: timedelta,
     partition: int,
 ) -> Decision:
-    """Apply one valid transaction to its day; pure."""
+    """Apply one valid transaction to its day: `current` (or a new day) is changed in place and
+    returned as the decision's `day`; nothing else is."""
     counted = tx.status == "succeeded"
-    if counted and current is not None and tx.transaction_id in current.ids:
+    if counted and current is not None and current.holds(tx.transaction_id):
         if tx.transaction_id == current.crossing:
             return Decision(Outcome.RESEND, None, stream_time, current)
         return Decision(Outcome.DUPLICATE, None, stream_time)
@@ -85,13 +64,11 @@ def decide(
     st = max(stream_time or float("-inf"), tx.occurred_at.timestamp())
     if not counted:
         return Decision(Outcome.NOT_SUCCEEDED, None, st)
-    base = current or DayCount(tx.user_id, day.key, day.zone, partition, end, tx.occurred_at.isoformat())
-    ids = (*base.ids, tx.transaction_id)
-    # `>` rather than `== limit + 1`: a limit lowered during the day alerts on the next transaction
-    if base.crossing is None and len(ids) > limit:
-        crossed = DayCount(*base[:6], ids, tx.transaction_id, limit, end < st)
-        return Decision(Outcome.CROSSED, crossed, st, crossed)
-    return Decision(Outcome.COUNTED, DayCount(*base[:6], ids, *base[7:]), st)
+    state = current or DayCount(tx.user_id, day.key, day.zone, partition, end, tx.occurred_at.isoformat())
+    # `>` rather than `== limit + 1` (in `add`): a limit lowered during the day alerts on the next transaction
+    if state.add(tx.transaction_id, limit, late=end < st):
+        return Decision(Outcome.CROSSED, state, st, state)
+    return Decision(Outcome.COUNTED, state, st)
 
 
 def expiry_cutoff(stream_time: float, retention: timedelta) -> str:
@@ -101,7 +78,8 @@ def expiry_cutoff(stream_time: float, retention: timedelta) -> str:
     return datetime.fromtimestamp(earliest_end - 10 * 3600, timezone.utc).date().isoformat()
 
 
-def expired(day: DayCount, stream_time: float, retention: timedelta) -> bool:
-    """May the day's state be dropped? Kept for twice the retention, so a duplicate arriving just
-    past the retention is still recognised as a duplicate (and a replayed crossing one re-alerts)."""
-    return stream_time >= day.end + 2 * retention.total_seconds()
+def expired(day_end: float, stream_time: float, retention: timedelta) -> bool:
+    """May the state of a day ending at `day_end` be dropped? Kept for twice the retention, so a
+    duplicate arriving just past the retention is still recognised as a duplicate (and a replayed
+    crossing one re-alerts)."""
+    return stream_time >= day_end + 2 * retention.total_seconds()

@@ -1,11 +1,24 @@
-"""The worker's record accounting: every consumed record ends in exactly one of these buckets."""
+"""The worker's record accounting (every consumed record ends in exactly one of these buckets), and
+what stops its progress, where, since when and why."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from stream_app.counting import Outcome
+
+log = logging.getLogger("paylimit.worker")
+
+
+@dataclass
+class Stall:
+    partitions: tuple[int, ...]
+    reason: str
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -14,6 +27,8 @@ class Metrics:
     replayed: int = 0  # delivered again after a restart or rebalance, already in the state: skipped
     outcomes: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    stalled: dict[str, Stall] = field(default_factory=dict)  # what is stalled ("outputs", ...) -> how
+    stalls: int = 0  # how many stalls began since the worker started
 
     def outcome(self, outcome: Outcome) -> None:
         self.consumed += 1
@@ -23,8 +38,35 @@ class Metrics:
         self.consumed += 1
         self.dead_lettered[error] += 1
 
+    def stall(self, what: str, partitions: Sequence[int], reason: str) -> None:
+        """`what` cannot go on (from now, or still) on `partitions`, for `reason`: said at once in
+        the log, then every few seconds by `report_stalls`."""
+        parts = tuple(sorted(set(partitions)))
+        stall = self.stalled.get(what)
+        if stall is None:
+            log.error("STALLED: %s on partitions %s: %s", what, list(parts), reason)
+            self.stalls += 1
+            stall = self.stalled[what] = Stall(parts, reason)
+        stall.partitions, stall.reason = parts, reason
+
+    def resume(self, what: str) -> None:
+        """`what` goes on again."""
+        stall = self.stalled.pop(what, None)
+        if stall is not None:
+            log.warning("resumed: %s goes on after %.0f s", what, time.monotonic() - stall.since)
+
+    def report_stalls(self) -> None:
+        for what, stall in self.stalled.items():
+            log.error("STALLED for %.0f s: %s on partitions %s: %s", time.monotonic() - stall.since, what,
+                      list(stall.partitions), stall.reason)
+
     def as_dict(self) -> dict:
         o = self.outcomes
+        now = time.monotonic()
+        stalled: dict[str, float] = {}
+        for stall in self.stalled.values():
+            for p in stall.partitions:
+                stalled[str(p)] = max(stalled.get(str(p), 0.0), round(now - stall.since, 1))
         return {
             "consumed": self.consumed,
             "counted": o["counted"] + o["crossed"],
@@ -35,6 +77,11 @@ class Metrics:
             "alerts_sent": o["crossed"],
             "alerts_resent": o["resend"],
             "replayed": self.replayed,
+            # empty while progress moves; else partition -> seconds since it stopped, and why (numbers
+            # only, so the dashboard and the pipeline sum the workers' metrics as they do the rest)
+            "stalled_partitions": stalled,
+            "stalled_reasons": {s.reason: len(s.partitions) for s in self.stalled.values()},
+            "stalls": self.stalls,
         }
 
     def line(self) -> str:

@@ -27,6 +27,7 @@ from stream_app.counting import day_key
 from stream_app.limits import limit_for
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
+from stream_app.state import day_count
 
 
 def usage(days: Any, limit: int, user_id: str, now: datetime, zone: str | None, on: date | None,
@@ -46,7 +47,7 @@ def usage(days: Any, limit: int, user_id: str, now: datetime, zone: str | None, 
         raw = days.get(day_key(user_id, on.isoformat()))
         found = orjson.loads(raw) if raw else None
         local = local_day(now, found["z"] if found else zone or default_zone)
-    count = len(found["i"]) if found else 0
+    count = day_count(found) if found else 0
     return {
         "user_id": user_id,
         "local_date": (on or local.date).isoformat(),

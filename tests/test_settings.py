@@ -40,7 +40,7 @@ def test_env_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DAILY_LIMIT", "99")  # no prefix: ignored
     s = get_settings()
     assert s.kafka_bootstrap_servers == "k1:9092,k2:9092"
-    assert s.redis_url == "redis://r:6379/0"
+    assert s.redis_url is not None and s.redis_url.get_secret_value() == "redis://r:6379/0"
     assert s.daily_limit == 3 and s.home == tmp_path
     assert s.notifications_log == tmp_path / "notifications.jsonl"
 

@@ -131,6 +131,14 @@ function renderNotifications(list) {
   $("notifications").tBodies[0].replaceChildren(...rows);
 }
 
+// Partitions whose progress stopped: shown while any worker reports one, never hidden behind a panel.
+function renderStalled(stalled) {
+  const parts = Object.entries(stalled.partitions).sort((a, b) => a[0] - b[0]);
+  $("stalled").hidden = parts.length === 0;
+  $("stalled-partitions").textContent = parts.map(([p, s]) => `partition ${p} for ${fmt(s)} s`).join(", ");
+  $("stalled-reasons").textContent = Object.keys(stalled.reasons).join("; ");
+}
+
 async function refresh() {
   try {
     const day = $("users-day").value;
@@ -145,6 +153,7 @@ async function refresh() {
     renderUsers("users-over", snap.users.over);
     $("tracked").textContent = `(${snap.users.tracked} users tracked)`;
     renderDeadLetters(snap.dead_letters);
+    renderStalled(snap.stalled);
     renderNotifications(snap.notifications);
     first = false;
   } catch (err) {

@@ -39,6 +39,7 @@ from paylimit.kafka import ensure_topics
 from paylimit.runtime.pipeline import Pipeline, ServiceProcess
 from paylimit.settings import Settings
 from paylimit.verify import Verification, read_expected, verify
+from stream_app.state import day_count
 
 
 @dataclass
@@ -169,7 +170,8 @@ def _kill_on_crossing(settings: Settings, worker: ServiceProcess, timeout: float
                 continue
             value = orjson.loads(msg.value())
             # the crossing was counted in this very write: it is the day's last counted id
-            if isinstance(value, dict) and value.get("x") and value.get("i") and value["i"][-1] == value["x"]:
+            if (isinstance(value, dict) and value.get("x") and value["i"][-1] == value["x"]
+                    and day_count(value) == len(value["i"])):
                 worker.kill9()
                 return str(value["x"]), True
         return None, False
@@ -227,11 +229,10 @@ def run_chaos(base: Settings, kills: int, seed: int, scenario: str, rate: float,
         result.simulate_exit = sim.wait(timeout=600)
         report(f"simulate finished (exit {result.simulate_exit}); waiting for the pipeline to drain")
         pipeline.wait_drained(timeout=drain_timeout)
-        from notifier.log import read_notifications
+        from notifier.record import read_delivered
 
         if result.simulate_exit == 0:
-            result.verification = verify(read_expected(out / "expected_alerts.jsonl"),
-                                         read_notifications(s.notifications_log))
+            result.verification = verify(read_expected(out / "expected_alerts.jsonl"), read_delivered(s))
     finally:
         if sim.poll() is None:
             sim.kill()

@@ -101,7 +101,7 @@ class Progress:
             stop.wait(0.5)
 
     def refresh(self) -> None:
-        from notifier.log import read_notifications
+        from notifier.record import read_delivered
 
         try:  # first: the lag below may wait on a broker just killed
             self.health = self.cluster.health()
@@ -109,7 +109,7 @@ class Progress:
             self.health = None  # not answering at this moment
         self.metrics = self.pipeline.worker_metrics() or self.metrics
         self.lag = self.pipeline.lags()[0]
-        self.delivered = read_notifications(self.pipeline.settings.notifications_log)
+        self.delivered = read_delivered(self.pipeline.settings)
         now, sent, processed = time.monotonic(), self.sent, self.metrics.get("consumed", 0)
         then, sent0, processed0 = self._last
         if now - then >= 1.0:
@@ -152,6 +152,8 @@ def demo(
     kill_broker_at: Annotated[float | None, typer.Option(min=0, help="kill -9 a Kafka broker (the busiest leader) "
                                                          "SECONDS into the run and start it again 20 s later; "
                                                          "needs --brokers 3")] = None,
+    notifiers: Annotated[int, typer.Option(min=1, help="Notifier processes, each with a home of its own (as on "
+                                                       "several machines), sharing one record")] = 1,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
@@ -176,6 +178,8 @@ def demo(
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
         pipeline.start(workers)
+        for _ in range(notifiers - 1):
+            pipeline.add_notifier()
         dashboard = pipeline.start_dashboard()
         console.print(f"dashboard: [bold]{dashboard}[/] (live while the demo runs)")
         span = (max(r.at for r in plan.records) - min(r.at for r in plan.records)).total_seconds()
@@ -240,9 +244,9 @@ def demo(
 
 
 def _delivered(s: Settings) -> list:
-    from notifier.log import read_notifications
+    from notifier.record import read_delivered
 
-    return read_notifications(s.notifications_log)
+    return read_delivered(s)
 
 
 def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
@@ -255,7 +259,7 @@ def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
     console.print(verification_table(result))
     console.print(verdict(result))
     paths = Table(show_header=False, box=None)
-    paths.add_row("notifications log", str(s.notifications_log))
+    paths.add_row("notifications export", str(s.notifications_log))
     paths.add_row("expected alerts", str(s.home / EXPECTED_ALERTS))
     paths.add_row("service logs", str(s.home / "logs"))
     paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")

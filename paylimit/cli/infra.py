@@ -86,7 +86,7 @@ def env() -> None:
     """Print PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=… and PAYLIMIT_REDIS_URL=… lines for `eval`."""
     s = local.resolve(settings())
     print(f"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={s.kafka_bootstrap_servers}")
-    print(f"PAYLIMIT_REDIS_URL={s.redis_url}")
+    print(f"PAYLIMIT_REDIS_URL={s.redis_url.get_secret_value() if s.redis_url else ''}")
 
 
 def _word(running: bool) -> str:

@@ -1,18 +1,22 @@
-"""`paylimit notifications` (the notifications log as a table or JSON lines) and `paylimit verify`."""
+"""`paylimit notifications` (the shared record of delivered notifications, as a table or JSON lines) and
+`paylimit verify`; both read the record in Redis, so they show every notifier's deliveries from any machine."""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Iterable, Optional
+from typing import Annotated, Iterable, Iterator, Optional
+
+import redis
 
 import typer
 from rich.table import Table
 
 from paylimit.cli.common import console, settings
 from paylimit.contracts import Notification
-from paylimit.errors import ConfigError
+from paylimit.errors import ConfigError, InfraError
 from paylimit.verify import Verification, read_expected, verify as compare
 
 
@@ -23,6 +27,15 @@ def _parse_date(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"--date {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@contextmanager
+def _reading_record() -> Iterator[None]:
+    """Redis trouble while reading the record becomes one line, not a traceback."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise InfraError(f"cannot read the notifications record in Redis: {exc}") from None
 
 
 def _matches(n: Notification, user: str | None, day: date | None) -> bool:
@@ -55,29 +68,35 @@ def notifications(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new notifications (Ctrl-C ends)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line: LimitAlert fields + delivered_at")] = False,
 ) -> None:
-    """Show the notifications log (what the notifier delivered)."""
-    from notifier.log import follow_notifications, read_notifications_at
+    """Show the delivered notifications (the shared record: every notifier's)."""
+    from notifier.delivery import redis_client
+    from notifier.record import follow_record, notifier_counts, read_record_at
 
     s = settings()
     wanted = _parse_date(day)
-    path = s.notifications_log
-    everything, end = read_notifications_at(path)
+    client = redis_client(s)
+    with _reading_record():
+        everything, end = read_record_at(client, s)
+        counts = notifier_counts(client, s)
     existing = [n for n in everything if _matches(n, user, wanted)]
     if as_json:
         for n in existing:
             print(_json_line(n), flush=True)
     else:
         console.print(notifications_table(existing))
+        for who, recorded in sorted(counts.items()):
+            console.print(f"recorded by notifier {who}: {recorded}", highlight=False, markup=False)
     if not follow:
         return
     try:
-        for n in follow_notifications(path, start=end):
-            if not _matches(n, user, wanted):
-                continue
-            if as_json:
-                print(_json_line(n), flush=True)
-            else:
-                console.print("  ".join(_row(n)), highlight=False)
+        with _reading_record():
+            for n in follow_record(client, s, start=end):
+                if not _matches(n, user, wanted):
+                    continue
+                if as_json:
+                    print(_json_line(n), flush=True)
+                else:
+                    console.print("  ".join(_row(n)), highlight=False)
     except KeyboardInterrupt:
         return
 
@@ -105,10 +124,14 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the counts and the offending alert ids")] = False,
 ) -> None:
     """Compare the delivered notifications with the expected alerts; exit 0 only when clean."""
-    from notifier.log import read_notifications
+    from notifier.delivery import redis_client
+    from notifier.record import read_record
 
     s = settings()
-    result = compare(read_expected(expected), read_notifications(s.notifications_log))
+    want = read_expected(expected)
+    with _reading_record():
+        delivered = read_record(redis_client(s), s)
+    result = compare(want, delivered)
     if as_json:
         print(json.dumps(result.as_json()))
     else:

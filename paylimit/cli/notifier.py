@@ -11,7 +11,7 @@ from paylimit.kafka import ensure_topics
 
 
 def notifier() -> None:
-    """Deliver every alert exactly once to the notifications log (and the webhook, if set)."""
+    """Deliver every alert exactly once into the shared record in Redis (and to the webhook, if set)."""
     from notifier.service import Notifier
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -24,6 +24,6 @@ def notifier() -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    print(f"paylimit notifier {s.notifier_group_id} on {s.kafka_bootstrap_servers}; log {s.notifications_log}",
+    print(f"paylimit notifier {s.notifier_group_id} on {s.kafka_bootstrap_servers}; export {s.notifications_log}",
           flush=True)
     service.run()

@@ -24,7 +24,7 @@ def kafka_and_redis(kafka_image: str = "apache/kafka:4.1.0") -> Iterator[tuple[s
     from testcontainers.redis import RedisContainer
 
     with KafkaContainer(kafka_image).with_kraft() as kafka, RedisContainer("redis:7").with_command(
-        "redis-server --appendonly yes"
+        "redis-server --appendonly yes --appendfsync always"
     ) as rds:
         host, port = rds.get_container_host_ip(), rds.get_exposed_port(6379)
         yield kafka.get_bootstrap_server(), f"redis://{host}:{port}/0"

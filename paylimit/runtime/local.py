@@ -6,10 +6,11 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import redis
 from confluent_kafka import KafkaException
+from pydantic import SecretStr
 
 from paylimit.errors import InfraError
 from paylimit.kafka import ClusterWatch, ensure_topics, wait_for_broker, with_replication
@@ -190,7 +191,7 @@ def resolve(settings: Settings) -> Settings:
     if settings.kafka_bootstrap_servers and settings.redis_url:
         return settings
     state = read_state(settings)
-    update: dict[str, str] = {}
+    update: dict[str, Any] = {}
     if not settings.kafka_bootstrap_servers:
         if not state.kafka_running:
             raise InfraError("no Kafka: run `paylimit infra up` or set PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS")
@@ -198,7 +199,7 @@ def resolve(settings: Settings) -> Settings:
     if not settings.redis_url:
         if not state.redis_running:
             raise InfraError("no Redis: run `paylimit infra up` or set PAYLIMIT_REDIS_URL")
-        update["redis_url"] = state.redis_url or ""
+        update["redis_url"] = SecretStr(state.redis_url or "")
     resolved = settings.model_copy(update=update)
     # the local cluster's size, not the brokers up at this moment, decides the replication
     return with_replication(resolved, state.brokers) if "kafka_bootstrap_servers" in update else resolved

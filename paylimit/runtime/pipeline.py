@@ -62,6 +62,7 @@ class Pipeline:
     workers: list[ServiceProcess] = field(default_factory=list)
     notifier: ServiceProcess | None = None
     dashboard: ServiceProcess | None = None
+    more_notifiers: list[ServiceProcess] = field(default_factory=list)  # add_notifier()
     # opened on the first look, closed by stop()
     _lag_readers: tuple[LagReader, LagReader] | None = field(default=None, init=False, repr=False)
 
@@ -80,6 +81,14 @@ class Pipeline:
             self.add_worker()
         self.notifier = ServiceProcess("notifier", "notifier", self.settings)
         self.notifier.start()
+
+    def add_notifier(self) -> ServiceProcess:
+        """One more notifier in the notifier group, with a PAYLIMIT_HOME of its own (as on another machine)."""
+        name = f"notifier-{len(self.more_notifiers) + 2}"
+        notifier = ServiceProcess(name, "notifier", self.settings.model_copy(update={"home": self.settings.home / name}))
+        notifier.start()
+        self.more_notifiers.append(notifier)
+        return notifier
 
     def worker_url(self, worker: ServiceProcess | None = None) -> str:
         w = worker or next(w for w in self.workers if w.alive)
@@ -166,6 +175,6 @@ class Pipeline:
             for reader in self._lag_readers:
                 reader.close()
             self._lag_readers = None
-        for svc in [*self.workers, *([self.notifier] if self.notifier else []),
+        for svc in [*self.workers, *([self.notifier] if self.notifier else []), *self.more_notifiers,
                     *([self.dashboard] if self.dashboard else [])]:
             svc.stop()

@@ -1,4 +1,6 @@
-"""A real Redis server (Debian's `redis-server`) on a free loopback port with AOF persistence."""
+"""A real Redis server (Debian's `redis-server`) on a free loopback port with AOF persistence, fsynced on every
+write (`appendfsync always`): Redis holds the record of delivered notifications, and a recorded one survives
+a crash of Redis or of its machine."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def start(root: Path, port: int | None = None) -> tuple[int, str]:
         raise InfraError(f"port {port} of the local Redis server is taken by another process")
     root.mkdir(parents=True, exist_ok=True)
     argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(root.resolve()),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
             "--protected-mode", "yes"]
     pid = processes.spawn(argv, root / "redis.log")
     return pid, f"redis://127.0.0.1:{port}/0"

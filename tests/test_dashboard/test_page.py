@@ -120,7 +120,8 @@ def test_dashboard_live(running: tuple[Settings, Pipeline, str], page: tuple[Pag
 
     # bob's next transaction takes him over: the notification shows up within a few seconds of delivery
     produce(settings, {bob: 1})
-    stream = redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    stream = redis.Redis.from_url(settings.redis_url.get_secret_value() if settings.redis_url else "",
+                                  decode_responses=True)
     entries: Callable[[], Any] = lambda: stream.xrange(f"{settings.app_id}:notifications") or []
     wait_for(lambda: any(bob in f["notification"] for _, f in entries()),
              30, "the notifier to deliver bob's alert")

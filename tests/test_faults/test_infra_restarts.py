@@ -21,6 +21,7 @@ from urllib.error import URLError
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from paylimit.kafka import ensure_topics
 from paylimit.runtime import local
@@ -42,7 +43,7 @@ def own_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     state = local.up(infra)
     try:
         yield infra.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap,
-                                       "redis_url": state.redis_url})
+                                       "redis_url": SecretStr(state.redis_url or "")})
     finally:
         local.down(infra)
 
@@ -61,6 +62,10 @@ def make_own(own_infra: Settings, tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value else ""
+
+
 def _port_open(address: str) -> bool:
     host, port = address.replace("redis://", "").split("/")[0].rsplit(":", 1)
     with socket.socket() as sock:
@@ -71,7 +76,7 @@ def _port_open(address: str) -> bool:
 def _restart_infra(infra: Settings) -> None:
     state = local.up(infra)
     assert state.kafka_bootstrap == infra.kafka_bootstrap_servers, "Kafka came back on another port"
-    assert state.redis_url == infra.redis_url, "Redis came back on another port"
+    assert infra.redis_url and state.redis_url == infra.redis_url.get_secret_value(), "Redis came back on another port"
 
 
 
@@ -110,7 +115,7 @@ def test_redis_stopped_and_restarted_mid_run(own_infra: Settings, make_own: Call
         local.stop_redis(own_infra)
         assert not local.read_state(own_infra).redis_running
         with pytest.raises(redis.ConnectionError):
-            redis.Redis.from_url(own_infra.redis_url or "", socket_connect_timeout=1).ping()
+            redis.Redis.from_url(_secret(own_infra.redis_url), socket_connect_timeout=1).ping()
         time.sleep(8)
         _restart_infra(own_infra)
         background.wait()
@@ -157,7 +162,7 @@ def test_everything_restarted_from_persisted_state_mid_day(own_infra: Settings, 
         local.down(own_infra)
         state = local.read_state(own_infra)
         assert not state.kafka_running and not state.redis_running
-        assert not _port_open(own_infra.kafka_bootstrap_servers or "") and not _port_open(own_infra.redis_url or "")
+        assert not _port_open(own_infra.kafka_bootstrap_servers or "") and not _port_open(_secret(own_infra.redis_url))
 
         _restart_infra(own_infra)
         worker.restart()

@@ -1,10 +1,10 @@
-"""Case 2: kill -9 of the notifier at random moments, and between delivery (log append) and offset commit.
+"""Case 2: kill -9 of the notifier at random moments, and between delivery (its record) and offset commit.
 
-Three of the kills watch the notifications log and fire the moment it grows: the alert is in the
-log and the notifier commits its stored offsets only every `commit_interval`, so at that moment
-delivered alerts are not yet committed (the test reads the group's committed offsets after the kill
-and asserts that this window was hit at least once). The replayed alerts must be dropped, never
-appended again; the other kills come at seeded random moments.
+Three of the kills watch the notifier's export and fire the moment it grows (right after a record):
+the alert is recorded and the notifier commits its stored offsets only every `commit_interval`, so
+at that moment delivered alerts are not yet committed (the test reads the group's committed offsets
+after the kill and asserts that this window was hit at least once). The replayed alerts must be
+dropped, never recorded again; the other kills come at seeded random moments.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from notifier.log import read_notifications
+from notifier.record import read_delivered
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from tests.test_faults.helpers import assert_exact, kill_and_check, simulate_in_background, wait_for
@@ -57,11 +57,11 @@ def test_notifier_killed_between_delivery_and_commit(make_settings: Callable[...
     try:
         for number in range(5):
             if number < 3:
-                # on delivery: the moment a new line is in the log
+                # on delivery: the moment a new line is in the export
                 seen = _lines(settings)
                 wait_for(lambda: _lines(settings) > seen, 90, "a new notification", step=0.005)
                 kill_and_check(notifier)
-                delivered = len({n.alert_id for n in read_notifications(settings.notifications_log)})
+                delivered = len({n.alert_id for n in read_delivered(settings)})
                 if delivered > _committed_alerts(settings):
                     window_hits += 1  # delivered, offset not committed: the replay must drop it
             else:

@@ -1,30 +1,38 @@
-"""Delivery on the real Redis: reserve -> deliver -> confirm, repeats dropped, both crash windows."""
+"""Delivery on the real Redis: reserve -> deliver -> fenced record, repeats dropped, leases that run out."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Callable
 
 import pytest
+import redis
 
-from notifier.delivery import DELIVERED, Delivery, Outcome, alert_key, redis_client, stream_key
-from notifier.log import append_notification, read_notifications
+from notifier.delivery import DELIVERED, Delivery, Outcome, alert_key, redis_client
+from notifier.log import read_notifications
+from notifier.record import notifier_counts, notifier_name, read_record, record_key, recorders
 from paylimit.settings import Settings
-from tests.test_notifier.factory import make_alert, notification_of
+from tests.test_faults.helpers import wait_for
+from tests.test_notifier.factory import make_alert
+from tests.test_notifier.webhook_server import OK, Answer, Request, WebhookServer
 
 pytestmark = pytest.mark.integration
 
 
 def stream_ids(settings: Settings) -> list[str]:
-    from paylimit.contracts import Notification
-
-    entries: list[tuple[str, dict[str, str]]] = redis_client(settings).xrange(stream_key(settings))  # type: ignore[assignment]
-    return [Notification.model_validate_json(fields["notification"]).alert_id for _, fields in entries]
+    """The alert ids in the shared record, in order."""
+    return [n.alert_id for n in read_record(redis_client(settings), settings)]
 
 
-def test_redis_runs_with_aof(make_settings: Callable[..., Settings]) -> None:
-    assert redis_client(make_settings()).config_get("appendonly")["appendonly"] == "yes"
+def expire_now(r: redis.Redis, key: str) -> None:
+    """End a reservation's lease now (as if its holder stalled past it), without racing a short lease."""
+    r.pexpire(key, 1)
+    wait_for(lambda: not r.exists(key), 10, f"{key} to expire", step=0.005)
+
+
+def test_redis_fsyncs_every_write(make_settings: Callable[..., Settings]) -> None:
+    config = redis_client(make_settings()).config_get("append*")
+    assert config["appendonly"] == "yes" and config["appendfsync"] == "always"
 
 
 def test_deliver_once_then_duplicate(make_settings: Callable[..., Settings]) -> None:
@@ -34,73 +42,106 @@ def test_deliver_once_then_duplicate(make_settings: Callable[..., Settings]) -> 
     assert d.deliver(alert).outcome is Outcome.DELIVERED
     assert d.deliver(alert).outcome is Outcome.DUPLICATE
     assert Delivery(s, redis_client(s)).deliver(alert).outcome is Outcome.DUPLICATE
-    [n] = read_notifications(s.notifications_log)
+    [n] = read_record(redis_client(s), s)
     assert n.alert_id == alert.alert_id and n.model_dump(exclude={"delivered_at"}) == alert.model_dump()
-    assert stream_ids(s) == [alert.alert_id]
+    assert read_notifications(s.notifications_log) == [n]  # the export, written after the record
     r = redis_client(s)
     key = alert_key(s, alert.alert_id)
     assert key.startswith(f"{s.app_id}:")
     assert r.get(key) == DELIVERED and r.ttl(key) == -1  # no expiry
+    assert notifier_counts(r, s) == {notifier_name(s): 1}
 
 
-def test_crash_after_append_before_confirm_is_confirmed_without_second_append(
+def test_a_notifier_whose_lease_ran_out_cannot_record(make_settings: Callable[..., Settings]) -> None:
+    """Stalled mid-POST past its lease (the lease ended with pexpire while the webhook held the POST):
+    its record is refused, it reserves afresh and records once."""
+    alert = make_alert()
+    posts: list[Request] = []
+
+    def answer(req: Request) -> Answer:
+        posts.append(req)
+        if len(posts) == 1:
+            expire_now(redis_client(s), alert_key(s, alert.alert_id))
+        return OK
+
+    with WebhookServer(answer) as hook:
+        s = make_settings(webhook_url=hook.url())
+        d = Delivery(s, redis_client(s))
+        assert d.deliver(alert).outcome is Outcome.FENCED
+        assert stream_ids(s) == [] and redis_client(s).get(alert_key(s, alert.alert_id)) is None
+        assert read_notifications(s.notifications_log) == []
+        assert d.deliver(alert).outcome is Outcome.DELIVERED  # at-least-once to the webhook: POSTed again
+    assert len(posts) == 2 and posts[0].headers["idempotency-key"] == posts[1].headers["idempotency-key"]
+    assert stream_ids(s) == [alert.alert_id]
+
+
+def test_a_takeover_on_another_machine_is_recorded_once(make_settings: Callable[..., Settings]) -> None:
+    """Notifier A (its own home) stalls mid-POST past its lease; notifier B (another home) takes the
+    alert over and records it; A's late record is refused and A then finds it delivered."""
+    alert = make_alert()
+
+    def answer(req: Request) -> Answer:
+        expire_now(redis_client(a_settings), alert_key(a_settings, alert.alert_id))
+        assert b.deliver(alert).outcome is Outcome.DELIVERED
+        return OK
+
+    with WebhookServer(answer) as hook:
+        a_settings = make_settings(webhook_url=hook.url())
+        b_settings = a_settings.model_copy(update={"home": a_settings.home.parent / "machine-b", "webhook_url": None})
+        b = Delivery(b_settings, redis_client(b_settings))
+        a = Delivery(a_settings, redis_client(a_settings))
+        assert a.deliver(alert).outcome is Outcome.FENCED
+        assert a.deliver(alert).outcome is Outcome.DUPLICATE
+    r = redis_client(a_settings)
+    for s in (a_settings, b_settings):  # the same record, read with either home
+        assert stream_ids(s) == [alert.alert_id]
+    assert recorders(r, a_settings) == {notifier_name(b_settings): [alert.alert_id]}
+    assert notifier_counts(r, a_settings) == {notifier_name(b_settings): 1}
+    assert read_notifications(a_settings.notifications_log) == []
+    assert [n.alert_id for n in read_notifications(b_settings.notifications_log)] == [alert.alert_id]
+
+
+def test_a_failed_record_keeps_the_reservation_and_the_next_attempt_records_once(
         make_settings: Callable[..., Settings]) -> None:
+    """The record script fails at its XADD (the record's key holds a string): nothing is marked
+    delivered; once the key is fixed, the same notifier carries on with its own reservation."""
     s = make_settings()
-    alert = make_alert()
     r = redis_client(s)
-    # what a notifier killed between its log append and its confirm leaves behind
-    logged = notification_of(alert)
-    append_notification(s.notifications_log, logged)
-    r.set(alert_key(s, alert.alert_id), "dead-token", px=300)
+    alert = make_alert()
+    r.set(record_key(s), "not a stream")
     d = Delivery(s, r)
-    busy = d.deliver(alert)
-    assert busy.outcome is Outcome.BUSY and 0 < busy.retry_after <= 0.3
-    time.sleep(0.4)  # the stale reservation's lease runs out
-    assert d.deliver(alert).outcome is Outcome.RECOVERED
-    assert read_notifications(s.notifications_log) == [logged]
-    assert stream_ids(s) == [alert.alert_id]
-    assert r.get(alert_key(s, alert.alert_id)) == DELIVERED
-    assert d.deliver(alert).outcome is Outcome.DUPLICATE
-
-
-def test_a_late_confirm_after_a_takeover_adds_nothing(make_settings: Callable[..., Settings]) -> None:
-    """A notifier that appended, then stalled past its lease: the one that took over confirmed
-    first; the late confirm finds `delivered` and leaves the stream alone."""
-    s = make_settings(notifier_lease=timedelta(milliseconds=200))
-    alert = make_alert()
-    r = redis_client(s)
-    slow = Delivery(s, r)
-    assert r.set(alert_key(s, alert.alert_id), slow.token, nx=True, px=slow.lease_ms)
-    logged = notification_of(alert)
-    append_notification(s.notifications_log, logged)
-    time.sleep(0.3)  # stalled past its lease
-    assert Delivery(s, r).deliver(alert).outcome is Outcome.RECOVERED
-    slow._confirm(alert_key(s, alert.alert_id), logged)
-    assert stream_ids(s) == [alert.alert_id]
-    assert read_notifications(s.notifications_log) == [logged]
+    with pytest.raises(redis.ResponseError):
+        d.deliver(alert)
+    key = alert_key(s, alert.alert_id)
+    assert r.get(key) not in (None, DELIVERED) and r.pttl(key) > 0  # still reserved by d
+    assert Delivery(s, r).deliver(alert).outcome is Outcome.BUSY  # and by nobody else
+    r.delete(record_key(s))
+    assert d.deliver(alert).outcome is Outcome.DELIVERED
+    assert stream_ids(s) == [alert.alert_id] and notifier_counts(r, s) == {notifier_name(s): 1}
 
 
 def test_crash_after_reserve_is_delivered_when_the_lease_expires(make_settings: Callable[..., Settings]) -> None:
-    s = make_settings(notifier_lease=timedelta(milliseconds=500))
+    s = make_settings(notifier_lease=timedelta(minutes=5))
     alert = make_alert()
     r = redis_client(s)
-    dead = Delivery(s, r)
-    assert r.set(alert_key(s, alert.alert_id), dead.token, nx=True, px=dead.lease_ms)  # reserved, then killed
+    key = alert_key(s, alert.alert_id)
+    assert r.set(key, "a-dead-notifier's-token", nx=True, px=300_000)  # reserved, then killed
     d = Delivery(s, r)
-    assert d.deliver(alert).outcome is Outcome.BUSY
-    assert read_notifications(s.notifications_log) == []
-    time.sleep(0.6)
+    busy = d.deliver(alert)
+    assert busy.outcome is Outcome.BUSY and busy.retry_after > 100
+    assert stream_ids(s) == []
+    expire_now(r, key)
     assert d.deliver(alert).outcome is Outcome.DELIVERED
-    assert [n.alert_id for n in read_notifications(s.notifications_log)] == [alert.alert_id]
+    assert stream_ids(s) == [alert.alert_id]
 
 
-def test_failed_webhook_gives_the_reservation_back_and_marks_nothing(make_settings: Callable[..., Settings]) -> None:
-    from notifier.delivery import WebhookError
+def test_failed_webhook_gives_the_reservation_back_and_records_nothing(make_settings: Callable[..., Settings]) -> None:
+    from notifier.webhook import WebhookFailure
     from paylimit.runtime.processes import free_port
 
     s = make_settings(webhook_url=f"http://127.0.0.1:{free_port()}/hook")
     alert = make_alert()
-    with pytest.raises(WebhookError):
+    with pytest.raises(WebhookFailure):
         Delivery(s, redis_client(s)).deliver(alert)
     assert redis_client(s).get(alert_key(s, alert.alert_id)) is None
-    assert read_notifications(s.notifications_log) == []
+    assert stream_ids(s) == [] and read_notifications(s.notifications_log) == []

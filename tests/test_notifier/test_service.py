@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from pydantic import SecretStr
 
 from notifier.delivery import Delivery, alert_key, redis_client
 from notifier.log import read_notifications
@@ -139,7 +140,7 @@ def test_redis_down_waits_and_never_skips(make_settings: Callable[..., Settings]
     s = make_settings()
     alert = make_alert()
     produce_alerts(s, [alert])
-    down = s.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    down = s.model_copy(update={"redis_url": SecretStr(f"redis://127.0.0.1:{free_port()}/0")})
     broken = Notifier(down, poll_timeout=0.2)
     thread = threading.Thread(target=broken.run, daemon=True)
     thread.start()

@@ -16,6 +16,7 @@ from stream_app.app import build_app
 from stream_app.batch import progress_key
 from stream_app.output import Output
 from stream_app.reader import TransactionReader
+from stream_app.state import decode_day
 
 
 def record(tid: str, at: str, user: str = "u1", **extra: Any) -> bytes:
@@ -65,8 +66,9 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
     # the day's value went to the changelog as faust's json codec would write it
     changelog = [(k, v) for topic, k, v in sent if topic.endswith("days-changelog")]
     day_values = {json.loads(k): json.loads(v or b"null") for k, v in changelog if b"__" not in k}
-    assert day_values["u1|2026-03-10"]["i"] == ["t0", "t1", "t2", "t3"]
-    assert day_values["u1|2026-03-10"]["x"] == "t2"
+    day = decode_day(json.dumps(day_values["u1|2026-03-10"]).encode())
+    assert (day.count, day.head, day.crossing) == (4, ["t0", "t1", "t2"], "t2")
+    assert day.holds("t3") and not day.holds("t4")
 
 
 def test_a_worker_with_an_instance_id_is_a_static_group_member(tmp_path: Any) -> None:

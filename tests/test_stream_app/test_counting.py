@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from paylimit.contracts import Transaction
 from paylimit.transaction_facts import TransactionFacts
-from stream_app.counting import DayCount, Decision, Outcome, decide, expired, expiry_cutoff
+from stream_app.counting import Decision, Outcome, decide, expired, expiry_cutoff
 from stream_app.localday import day_bounds, local_day
+from stream_app.state import DayCount
 
 RETENTION = timedelta(days=2)
 
@@ -45,6 +46,7 @@ def test_eleventh_success_crosses_once() -> None:
     assert outcomes[11:] == [Outcome.COUNTED] * 2
     day = s.days["2026-03-10"]
     assert day.crossing == "t10" and day.limit == 10 and not day.late
+    assert day.count == 13 and day.head == [f"t{i}" for i in range(11)]  # the ids an alert lists
     assert day.first_seen_at == "2026-03-10T10:00:00+05:30"
 
 
@@ -63,8 +65,12 @@ def test_duplicates_count_once_and_the_crossing_one_resends() -> None:
     crossed = s.feed(tx("b", "2026-03-10T10:05:00+05:30"))
     assert crossed.outcome is Outcome.CROSSED
     again = s.feed(tx("b", "2026-03-10T10:05:00+05:30"))
-    assert again.outcome is Outcome.RESEND and again.alert_day == crossed.day and again.day is None
-    assert len(s.days["2026-03-10"].ids) == 2
+    assert again.outcome is Outcome.RESEND and again.alert_day is crossed.day and again.day is None
+    assert s.days["2026-03-10"].count == 2
+    s.feed(tx("c", "2026-03-10T10:06:00+05:30"))  # after the crossing: kept as a hash
+    assert s.feed(tx("c", "2026-03-10T10:06:00+05:30")).outcome is Outcome.DUPLICATE
+    assert s.feed(tx("a", "2026-03-10T10:00:00+05:30")).outcome is Outcome.DUPLICATE
+    assert s.days["2026-03-10"].count == 3
 
 
 def test_arrival_order_decides_the_crossing_transaction() -> None:
@@ -102,14 +108,12 @@ def test_dst_fall_back_day_counts_all_25_hours_together() -> None:
     assert d.outcome is Outcome.CROSSED
 
 
-def test_state_survives_its_json_form_and_expires_after_twice_the_retention() -> None:
+def test_a_day_expires_after_twice_the_retention() -> None:
     s = Day()
     s.feed(tx("a", "2026-03-10T10:00:00+05:30"))
-    day = s.days["2026-03-10"]
-    assert DayCount.from_json(day.to_json()) == day
-    end = day.end
-    assert not expired(day, end + 2 * RETENTION.total_seconds() - 1, RETENTION)
-    assert expired(day, end + 2 * RETENTION.total_seconds(), RETENTION)
+    end = s.days["2026-03-10"].end
+    assert not expired(end, end + 2 * RETENTION.total_seconds() - 1, RETENTION)
+    assert expired(end, end + 2 * RETENTION.total_seconds(), RETENTION)
 
 
 @given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),

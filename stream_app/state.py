@@ -1,0 +1,113 @@
+"""`DayCount`, one user's local day as the worker keeps it, and its one codec (the `days` table value).
+
+A day keeps, of its counted transactions:
+  * the ids, in full and in arrival order, up to and including the crossing one (all of them while
+    the day is under its limit): what the alert lists, and an exact de-duplication of everything
+    that decides it. A limit is at most `paylimit.contracts.MAX_DAILY_LIMIT`, so these are at most 1,001 ids;
+  * the count, exact;
+  * after the crossing, the 8-byte BLAKE2b hashes of the last `WINDOW` counted ids, oldest first:
+    a duplicate of one of them is recognised; one of an id counted earlier than that is counted
+    again. A new id taken for one of the kept hashes has odds of at most WINDOW / 2**64 (about
+    1 in 10**15 per transaction).
+So a value is at most `VALUE_MAX` bytes whatever the day's count (the broker refuses a record over
+1 MiB by default). A hot day is kept decoded between records (`stream_app.batch`): counting one
+more transaction costs the same at the 100,000th as at the first.
+
+Encoded as JSON: {"v": 2, "u": user, "d": date, "z": zone, "p": source partition, "e": the day's
+end (epoch s), "f": first seen at, "n": count, "i": the ids kept in full, "h": the hashes (base64),
+"x": crossing id, "l": limit it crossed, "t": late}. A value without "v" is the format before it
+(every counted id in "i"), decoded as the day it describes.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+HASH_BYTES = 8
+WINDOW = 20_000
+#: a bound on an encoded value: 1,001 ids of 128 characters that JSON escapes to 6 bytes each
+#: (771,771 bytes), the window in base64 (213,336) and the rest (a user id like those, a date...)
+VALUE_MAX = 1_000_000
+FORMAT = 2
+
+
+def id_hash(transaction_id: str) -> bytes:
+    return blake2b(transaction_id.encode(), digest_size=HASH_BYTES).digest()
+
+
+class DayCount:
+    """One user's counted transactions of one local day. Counting changes it in place (a copy per
+    record was what made a hot user's cost grow with their count)."""
+
+    __slots__ = ("user_id", "date", "zone", "partition", "end", "first_seen_at", "count", "head",
+                 "recent", "_recent_set", "crossing", "limit", "late")
+
+    def __init__(self, user_id: str, date: str, zone: str, partition: int, end: float, first_seen_at: str,
+                 count: int = 0, head: list[str] | None = None, recent: deque[bytes] | None = None,
+                 crossing: str | None = None, limit: int | None = None, late: bool = False) -> None:
+        self.user_id, self.date, self.zone, self.partition = user_id, date, zone, partition
+        self.end = end  # the day's end, epoch seconds (for lateness and cleanup)
+        self.first_seen_at = first_seen_at
+        self.count = count
+        self.head: list[str] = head if head is not None else []  # full ids, up to the crossing one
+        self.recent: deque[bytes] = recent if recent is not None else deque()  # hashes after it
+        self._recent_set = set(self.recent)
+        self.crossing = crossing
+        self.limit = limit  # the limit in force when the day crossed it
+        self.late = late
+
+    def holds(self, transaction_id: str) -> bool:
+        """Is this id counted already (as far as the day keeps its ids; see the module docstring)?"""
+        return transaction_id in self.head or (self.crossing is not None and id_hash(transaction_id) in self._recent_set)
+
+    def add(self, transaction_id: str, limit: int, late: bool) -> bool:
+        """Count one more transaction; True when it takes the day over `limit` (it is the crossing)."""
+        self.count += 1
+        if self.crossing is None:
+            self.head.append(transaction_id)
+            if self.count > limit:
+                self.crossing, self.limit, self.late = transaction_id, limit, late
+                return True
+            return False
+        self._remember(id_hash(transaction_id))
+        return False
+
+    def _remember(self, digest: bytes) -> None:
+        if len(self.recent) >= WINDOW:
+            self._recent_set.discard(self.recent.popleft())
+        self.recent.append(digest)
+        self._recent_set.add(digest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": FORMAT, "u": self.user_id, "d": self.date, "z": self.zone, "p": self.partition, "e": self.end,
+                "f": self.first_seen_at, "n": self.count, "i": self.head,
+                "h": base64.b64encode(b"".join(self.recent)).decode(), "x": self.crossing, "l": self.limit,
+                "t": self.late}
+
+    @classmethod
+    def from_json(cls, v: dict[str, Any]) -> "DayCount":
+        if "v" not in v:  # the format before: every counted id, in full
+            ids, crossing = v["i"], v["x"]
+            cut = ids.index(crossing) + 1 if crossing is not None else len(ids)
+            day = cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], len(ids), ids[:cut], None, crossing, v["l"], v["t"])
+            for tid in ids[cut:][-WINDOW:]:
+                day._remember(id_hash(tid))
+            return day
+        raw = base64.b64decode(v["h"])
+        recent = deque(raw[i:i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES))
+        return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], v["n"], v["i"], recent, v["x"], v["l"], v["t"])
+
+
+def decode_day(raw: bytes) -> DayCount:
+    return DayCount.from_json(orjson.loads(raw))
+
+
+def day_count(value: dict[str, Any]) -> int:
+    """The count of a decoded (JSON) day value, of either format, without rebuilding the day."""
+    return value["n"] if "v" in value else len(value["i"])
+

@@ -1,0 +1,81 @@
+"""The day value and its codec: exact up to the crossing, a window of hashes after it, bounded in
+size whatever the count, and the format before it still read."""
+
+from __future__ import annotations
+
+import orjson
+
+from paylimit.contracts import MAX_DAILY_LIMIT, TEXT_MAX
+from stream_app.batch import encode_value
+from stream_app.state import VALUE_MAX, WINDOW, DayCount, day_count, decode_day
+
+
+def new_day(user: str = "u1") -> DayCount:
+    return DayCount(user, "2026-03-10", "Asia/Kolkata", 2, 1773167400.0, "2026-03-10T10:00:00+05:30")
+
+
+def count(day: DayCount, ids: list[str], limit: int = 10) -> list[str]:
+    """Feeds ids the way `decide` does; returns those taken for duplicates."""
+    duplicates = []
+    for tid in ids:
+        if day.holds(tid):
+            duplicates.append(tid)
+        else:
+            day.add(tid, limit, False)
+    return duplicates
+
+
+def test_a_day_survives_its_encoding_before_and_after_the_crossing() -> None:
+    day = new_day()
+    count(day, [f"t{i}" for i in range(5)])
+    again = decode_day(encode_value(day.to_json()))
+    assert (again.count, again.head, again.crossing) == (5, [f"t{i}" for i in range(5)], None)
+    count(day, [f"t{i}" for i in range(5, 40)])
+    again = decode_day(encode_value(day.to_json()))
+    assert again.to_json() == day.to_json()
+    assert (again.count, again.crossing, again.limit, len(again.head)) == (40, "t10", 10, 11)
+    assert count(again, ["t3", "t10", "t39", "t40"]) == ["t3", "t10", "t39"]  # t40 is new
+
+
+def test_the_value_stays_bounded_and_the_count_exact_at_100000() -> None:
+    day = new_day()
+    ids = [f"{i:08d}-6b0d-449b-af03-675a1600a35a" for i in range(100_000)]
+    assert count(day, ids) == []
+    raw = encode_value(day.to_json())
+    assert day.count == 100_000 and len(raw) < 300_000  # 11 ids in full, 20,000 hashes
+    again = decode_day(raw)
+    # the documented fallback: the ids up to the crossing and the last WINDOW are recognised,
+    # an older one is counted again
+    recent, older = ids[-WINDOW:], ids[11:-WINDOW]
+    assert count(again, ids[:11] + recent) == ids[:11] + recent
+    assert count(again, older[:3]) == []
+    assert again.count == 100_003
+
+
+def test_no_value_reaches_the_bound_whatever_its_ids() -> None:
+    """The largest day there can be: the highest limit, ids and user id of the longest text JSON
+    escapes worst (6 bytes a character), crossed, with its window full."""
+    worst = "\x01" * TEXT_MAX
+    day = DayCount(worst, "2026-03-10", "America/Argentina/ComodRivadavia", 2, 1773167400.0,
+                   "2026-03-10T10:00:00.123456+05:30")
+    ids = [f"{i:06d}{worst}"[:TEXT_MAX] for i in range(MAX_DAILY_LIMIT + 1 + WINDOW + 10)]
+    count(day, ids, limit=MAX_DAILY_LIMIT)
+    assert day.crossing == ids[MAX_DAILY_LIMIT] and len(day.recent) == WINDOW
+    size = len(encode_value(day.to_json()))
+    assert 0.9 * VALUE_MAX < size < VALUE_MAX < 1024 * 1024, size
+
+
+def test_a_value_the_version_before_wrote_is_the_day_it_describes() -> None:
+    """Before, a day held every counted id in "i" (a worker upgraded in place restores those)."""
+    ids = [f"id-{i}" for i in range(30)]
+    old = {"u": "u1", "d": "2026-03-10", "z": "Asia/Kolkata", "p": 2, "e": 1773167400.0,
+           "f": "2026-03-10T10:00:00+05:30", "i": ids, "x": "id-10", "l": 10, "t": False}
+    assert day_count(old) == 30
+    day = decode_day(orjson.dumps(old))
+    assert (day.count, day.head, day.crossing, day.limit, day.late) == (30, ids[:11], "id-10", 10, False)
+    assert count(day, ids + ["id-30"]) == ids and day.count == 31  # every old id is still a duplicate
+    new = day.to_json()
+    assert new["v"] == 2 and day_count(new) == 31
+    under = {**old, "i": ids[:4], "x": None, "l": None}
+    day = decode_day(orjson.dumps(under))
+    assert (day.count, day.head, day.crossing) == (4, ids[:4], None)
