@@ -75,11 +75,11 @@ def wait_fully_replicated(watch: ClusterWatch, brokers: int = 3, timeout: float 
 
 def first_delivery_after(settings: Settings, moment: datetime, timeout: float = 240) -> datetime:
     """When the first alert delivered after `moment` was delivered."""
-    from notifier.log import read_notifications
+    from notifier.record import read_delivered
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        later = [n.delivered_at for n in read_notifications(settings.notifications_log) if n.delivered_at > moment]
+        later = [n.delivered_at for n in read_delivered(settings) if n.delivered_at > moment]
         if later:
             return min(later)
         time.sleep(0.1)
@@ -89,8 +89,7 @@ def first_delivery_after(settings: Settings, moment: datetime, timeout: float = 
 def longest_silence(settings: Settings, moment: datetime) -> float:
     """The longest time without an alert delivered from `moment` on (seconds): the pause users saw
     (an alert already on its way at the kill makes the next delivery after it say little)."""
-    from notifier.log import read_notifications
+    from notifier.record import read_delivered
 
-    times = sorted([moment, *(n.delivered_at for n in read_notifications(settings.notifications_log)
-                              if n.delivered_at > moment)])
+    times = sorted([moment, *(n.delivered_at for n in read_delivered(settings) if n.delivered_at > moment)])
     return max((b - a).total_seconds() for a, b in zip(times, times[1:])) if len(times) > 1 else 0.0
