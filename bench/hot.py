@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from confluent_kafka import Producer
 from rich.console import Console
 
-from paylimit.kafka import ensure_topics
+from paylimit.kafka import ensure_topics, produce_all
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings, get_settings
 
@@ -70,16 +69,7 @@ def hot_load(hot: int, spread_users: int = 3_000, spread_each: int = 10, after_u
 
 
 def produce(settings: Settings, records: list[tuple[int, bytes | None, bytes | None]]) -> None:
-    producer = Producer(settings.kafka_client_config(**{"acks": "all", "linger.ms": 20}))
-    for partition, key, value in records:
-        while True:
-            try:
-                producer.produce(settings.topic_transactions, value, key, partition=partition)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    if producer.flush(60):
-        raise RuntimeError("the load was not acknowledged within 60 s")
+    produce_all(settings, settings.topic_transactions, records)
 
 
 def follow(pipeline: Pipeline, total: int, timeout: float) -> list[tuple[float, int]]:

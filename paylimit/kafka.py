@@ -1,14 +1,15 @@
 """Kafka plumbing shared by the services: the one partitioner, creating paylimit's topics (replicated
-to the cluster's size), waiting for the brokers, and reading a group's lag and the cluster's health."""
+to the cluster's size), waiting for the brokers, reading a topic to its end, and reading a group's
+lag and the cluster's health."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from aiokafka.partitioner import murmur2
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from paylimit.errors import InfraError
@@ -32,6 +33,34 @@ PARTITIONER = "murmur2_random"
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """Options for every confluent-kafka producer paylimit runs: the client options and `PARTITIONER`."""
     return settings.kafka_client_config(partitioner=PARTITIONER, **extra)
+
+
+#: a record's partition left to the producer's partitioner
+ANY_PARTITION = -1
+
+
+def produce_all(settings: Settings, topic: str, records: Iterable[tuple[int, bytes | None, bytes | None]],
+                timeout: float = 60.0) -> None:
+    """Write (partition or ANY_PARTITION, key, value) records to `topic` on one idempotent producer,
+    and wait until the broker has every one; InfraError if it refused one or `timeout` passed."""
+    errors: list[str] = []
+
+    def report(err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            errors.append(err.str())
+
+    producer = Producer(producer_config(settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}))
+    for partition, key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, partition=partition, on_delivery=report)
+                break
+            except BufferError:  # the producer's queue is full: let it drain
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(timeout)
+    if left or errors:
+        raise InfraError(f"could not write to {topic}: {'; '.join(errors[:3]) or f'{left} not delivered in {timeout:.0f}s'}")
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -174,3 +203,69 @@ class ClusterWatch:
             if leader >= 0:
                 counts[leader] = counts.get(leader, 0) + 1
         return max(sorted(counts), key=lambda b: counts[b])
+
+
+Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """A partition's low and high offsets, asked again while its leader is not there yet (faust
+    creates the changelog moments before the first assignment)."""
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as exc:
+            if time.monotonic() > deadline or not transient(exc):
+                raise
+        time.sleep(0.1)
+
+
+def read_to_end(settings: Settings, topic: str, starts: dict[int, int] | None, group: str,
+                timeout: float = 60.0) -> tuple[list[Change], dict[int, int]]:
+    """The records of partitions of `topic` from `starts` (an offset, or OFFSET_BEGINNING; None:
+    every partition from its beginning) to the end each has now, in offset order per partition,
+    and each partition's last offset read (absent: nothing to read); read as consumer group
+    `group`, which it never commits."""
+    consumer = Consumer(settings.kafka_client_config(**{
+        "group.id": group, "enable.auto.commit": False,
+        "enable.auto.offset.store": False, "enable.partition.eof": True}))
+    changes: list[Change] = []
+    last: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        if starts is None:
+            starts = dict.fromkeys(consumer.list_topics(topic, timeout=timeout).topics[topic].partitions,
+                                   OFFSET_BEGINNING)
+        pending = {}
+        for partition, start in starts.items():
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
+            if high > max(low, start):
+                pending[partition] = high
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in pending])
+        while pending:
+            if time.monotonic() > deadline:
+                raise InfraError(f"timed out restoring {topic} partitions {sorted(pending)}")
+            messages = consumer.consume(10_000, 0.05)  # returns when full or after the 0.05 s
+            for msg in messages:
+                partition = msg.partition() or 0
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF and (msg.offset() or 0) >= pending.get(partition, 0):
+                        pending.pop(partition, None)  # at the end it had (one past a compacted-away tail)
+                        continue
+                    if error.fatal():
+                        raise InfraError(f"cannot restore {topic}[{partition}]: {error}")
+                    continue
+                offset = msg.offset() or 0
+                if partition not in pending or offset >= pending[partition]:
+                    pending.pop(partition, None)  # past the end it had: faust's recovery reads the rest
+                    continue
+                changes.append((partition, msg.key(), msg.value()))
+                last[partition] = offset
+                if offset == pending[partition] - 1:
+                    pending.pop(partition)
+        return changes, last
+    except KafkaException as exc:
+        raise InfraError(f"cannot restore {topic}: {exc}") from None
+    finally:
+        consumer.close()

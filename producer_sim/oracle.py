@@ -28,7 +28,7 @@ class ExpectedDeadLetter:
 
 
 @dataclass
-class Outcome:
+class Expected:
     """What the stream app must produce for a list of sent records."""
 
     alerts: list[ExpectedAlert] = field(default_factory=list)  # sorted by alert_id
@@ -69,14 +69,14 @@ def expected_outcome(
     settings: Settings,
     now: datetime,
     overrides: Mapping[str, int] | None = None,
-) -> Outcome:
+) -> Expected:
     """Expected alerts and dead letters. `now` is the wall clock the stream app will read (step 2);
     `overrides` the per-user limits in force before the first event."""
     overrides = overrides or {}
     by_partition: dict[int, list[SentRecord]] = defaultdict(list)
     for rec in records:
         by_partition[rec.partition].append(rec)
-    out = Outcome()
+    out = Expected()
     days: dict[tuple[str, date], _Day] = {}
     horizon = _utc(now) + settings.max_clock_skew
     for partition in sorted(by_partition):
@@ -150,4 +150,4 @@ def local_midnight_after(moment: datetime, zone: str) -> datetime:
     return day_bounds(moment.astimezone(ZoneInfo(zone)).date(), zone)[1]
 
 
-__all__ = ["ExpectedDeadLetter", "Outcome", "day_bounds", "expected_outcome", "local_midnight_after"]
+__all__ = ["ExpectedDeadLetter", "Expected", "day_bounds", "expected_outcome", "local_midnight_after"]

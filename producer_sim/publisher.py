@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from paylimit.contracts import LimitOverride, SentRecord, encode
 from paylimit.errors import InfraError
-from paylimit.kafka import producer_config
+from paylimit.kafka import ANY_PARTITION, produce_all, producer_config
 from paylimit.settings import Settings
 from producer_sim.generator import SimRecord
 
@@ -34,21 +34,9 @@ def publish_limits(settings: Settings, overrides: Mapping[str, int], timeout: fl
     """Write each user's limit override (key user_id, value LimitOverride JSON) and wait for all."""
     if not overrides:
         return
-    errors: list[str] = []
-
-    def report(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            errors.append(err.str())
-
-    producer = Producer(producer_config(settings, **PRODUCER_OPTIONS))
-    for user, limit in sorted(overrides.items()):
-        producer.produce(settings.topic_limits, key=user.encode(), value=encode(LimitOverride(user_id=user, limit=limit)),
-                         on_delivery=report)
-        producer.poll(0)
-    left = producer.flush(timeout)
-    if left or errors:
-        raise InfraError(f"could not write limit overrides to {settings.topic_limits}: "
-                         f"{'; '.join(errors[:3]) or f'{left} not delivered in {timeout:.0f}s'}")
+    produce_all(settings, settings.topic_limits,
+                [(ANY_PARTITION, user.encode(), encode(LimitOverride(user_id=user, limit=limit)))
+                 for user, limit in sorted(overrides.items())], timeout)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from paylimit.contracts import SentRecord
 from paylimit.errors import ConfigError
 from paylimit.settings import Settings
 from producer_sim.generator import Plan
-from producer_sim.oracle import Outcome, expected_outcome
+from producer_sim.oracle import Expected, expected_outcome
 from producer_sim.publisher import PublishResult, Publisher, publish_limits
 
 EVENTS = "events.jsonl"
@@ -31,11 +31,11 @@ EXPECTED_DEAD_LETTERS = "expected_dead_letters.jsonl"
 class SimulationResult:
     plan: Plan
     published: PublishResult
-    outcome: Outcome
+    outcome: Expected
     out: Path
 
 
-def write_outputs(out: Path, sent: list[SentRecord], outcome: Outcome) -> None:
+def write_outputs(out: Path, sent: list[SentRecord], outcome: Expected) -> None:
     """The three machine-readable files of a run (ConfigError when the directory is unusable)."""
     try:
         out.mkdir(parents=True, exist_ok=True)

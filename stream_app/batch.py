@@ -1,6 +1,6 @@
-"""`Days`, the `days` table's values as the counting reads and writes them, and `Batch`, one batch's
-view of them, written to the table at once; the changed keys are marked for the changelog
-(`stream_app.changelog`).
+"""`Days`, the `days` table's values (days and partitions' progress) as the counting reads and
+writes them, and `StagedWrites`, the writes one batch stages, seen by its own reads and written to
+the table at once; the changed keys are marked for the changelog (`stream_app.changelog`).
 
 Values live in the table's memory store as their JSON bytes (a few hundred bytes per user-day). A
 hot day, counted more than `LIVE_AFTER` times, is also kept decoded (`Days.live`), and its bytes in
@@ -11,11 +11,11 @@ the store are brought up to date when the changelog is written: decoding and enc
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, MutableMapping
 
 import orjson
 
-from stream_app.state import DayCount
+from stream_app.state import DayCount, Progress
 
 if TYPE_CHECKING:
     from stream_app.changelog import Changelog
@@ -26,7 +26,7 @@ LIVE_IDLE = 60.0
 
 
 def progress_key(partition: int) -> str:
-    """The `days` key of a partition's progress: {"o": the next offset to count, "t": its stream time}."""
+    """The `days` key of a partition's `Progress`."""
     return f"{PROGRESS}{partition}"
 
 
@@ -46,9 +46,16 @@ class Days:
     days decoded. A decoded day stands for its key only while the store still holds the very
     bytes it was last written as: a restore (or a revocation) that replaces them is seen."""
 
-    def __init__(self, table: Any) -> None:
-        self.values: dict = table.data.data
+    def __init__(self, values: dict, partitions: MutableMapping[str, int] | None = None) -> None:
+        self.values = values  # the memory store's own dict (`stream_app.faust_internals.store_dict`)
+        # key -> its changelog partition, as the store keeps it (`faust_internals.key_partitions`):
+        # faust drops the keys of a partition this worker lost by it
+        self.partitions: MutableMapping[str, int] = partitions if partitions is not None else {}
         self.live: dict[str, tuple[DayCount, bytes, float]] = {}  # key -> day, its bytes, when counted
+
+    def progress(self, partition: int) -> Progress | None:
+        raw = self.values.get(progress_key(partition))
+        return Progress.from_json(orjson.loads(raw)) if raw is not None else None
 
     def day(self, key: str) -> DayCount | None:
         raw = self.values.get(key)
@@ -59,18 +66,22 @@ class Days:
             return live[0]
         return DayCount.from_json(orjson.loads(raw))
 
-    def put(self, key: str, value: Any) -> None:
-        """Write one value (a DayCount, a progress dict, or None to delete it)."""
+    def put(self, key: str, value: Any, partition: int | None = None) -> None:
+        """Write one value (a DayCount, a Progress, or None to delete it) of a key on `partition`."""
         if value is None:
             self.values.pop(key, None)
             self.live.pop(key, None)
-        elif isinstance(value, DayCount) and value.count > LIVE_AFTER:
+            self.partitions.pop(key, None)
+            return
+        if partition is not None:
+            self.partitions[key] = partition
+        if isinstance(value, DayCount) and value.count > LIVE_AFTER:
             raw, live = self.values.get(key), self.live.get(key)
             if raw is None or live is None or live[1] is not raw:  # newly hot, or restored since
                 raw = self.values[key] = encode_value(value.to_json())
             self.live[key] = (value, raw, time.monotonic())  # the bytes are brought up to date by `encoded`
         else:
-            self.values[key] = encode_value(value.to_json() if isinstance(value, DayCount) else value)
+            self.values[key] = encode_value(value.to_json() if isinstance(value, (DayCount, Progress)) else value)
 
     def forget_idle(self) -> None:
         """Forget the decoded days not counted for `LIVE_IDLE` seconds; called when the changelog
@@ -89,7 +100,7 @@ class Days:
         return raw
 
 
-class Batch:
+class StagedWrites:
     """One batch's view of the `days` table: reads see the batch's own earlier writes; `write`
     writes each changed key once to the table, encoded exactly as faust's json codec would (the
     changelog sends these bytes, so faust restores the table from it), and marks it for the
@@ -111,6 +122,6 @@ class Batch:
     def write(self, changelog: Changelog) -> None:
         """Write the staged keys to the table and mark them for `changelog`."""
         for key, (partition, value) in self.staged.items():
-            self.days.put(key, value)
+            self.days.put(key, value, partition)
             changelog.mark(key, partition)
         self.staged.clear()

@@ -20,36 +20,34 @@ or lost.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from confluent_kafka import KafkaException
 
 from paylimit.errors import InfraError
 from stream_app.batch import Days, is_progress_key
-from stream_app.output import Output
+from stream_app.writer import Writer
 
 
 class Changelog:
-    def __init__(self, table: Any, days: Days) -> None:
-        self.table = table
+    def __init__(self, topic: str, days: Days) -> None:
+        self.topic = topic  # the table's changelog topic
         self.days = days
         self.pending: dict[str, int] = {}  # key -> its changelog partition
 
     def mark(self, key: str, partition: int) -> None:
         self.pending[key] = partition
 
-    def flush(self, output: Output) -> dict[str, int]:
-        """Queue every marked key's current value on `output` (its `wait` says when the broker
+    def flush(self, writer: Writer) -> dict[str, int]:
+        """Queue every marked key's current value on `writer` (its `wait` says when the broker
         has them); returns the keys, for `again` if the broker refuses them. InfraError (the keys
         marked again) if the producer refuses one at once."""
         pending, self.pending = self.pending, {}
-        topic = self.table.changelog_topic.get_topic_name()
+        topic = self.topic
         try:
             for last in (False, True):
                 for key, partition in pending.items():
                     if is_progress_key(key) is last:
-                        output.send(topic, orjson.dumps(key), self.days.encoded(key), partition)
+                        writer.send(topic, orjson.dumps(key), self.days.encoded(key), partition)
         except KafkaException as exc:  # refused before it is sent (a record over the client's size limit)
             self.again(pending)
             raise InfraError(f"Kafka refused a write of {topic}: {exc}") from None

@@ -1,4 +1,5 @@
-"""Per-user limit overrides: a faust GlobalTable whose changelog is `settings.topic_limits`.
+"""Per-user limit overrides, as the worker reads them: the values of the `limits` GlobalTable (built
+by `stream_app.app`), whose changelog is `settings.topic_limits`.
 
 Every worker holds the whole table and follows the topic live, so `paylimit limits set` takes
 effect without a restart. Values are LimitOverride JSON; a tombstone removes the override.
@@ -6,25 +7,17 @@ effect without a restart. Values are LimitOverride JSON; a tombstone removes the
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Mapping
 
-import faust
-from faust.types.tables import GlobalTableT
 from pydantic import ValidationError
 
 from paylimit.contracts import LimitOverride
 
 
-def limits_table(app: faust.App) -> GlobalTableT:
-    # partitions=1 and recovery_buffer_size=1: faust's documented settings for a GlobalTable
-    # shared by several workers (otherwise recovery can loop).
-    return app.GlobalTable("limits", default=None, partitions=1,
-                           recovery_buffer_size=1, key_type=bytes, value_type=bytes)
-
-
-def limit_for(table: GlobalTableT, user_id: str, default: int) -> int:
-    overrides = cast(Any, table.data).data  # the memory store's own dict: read once per record
-    raw = overrides.get(user_id.encode()) if overrides else None
+def limit_for(overrides: Mapping[bytes, bytes], user_id: str, default: int) -> int:
+    """The user's limit: their override among the table's values (the memory store's own dict,
+    read once per record), else `default`; an override that does not parse is no override."""
+    raw = overrides.get(user_id.encode())
     if not raw:
         return default
     try:

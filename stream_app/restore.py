@@ -20,75 +20,19 @@ import time
 from typing import Any, Mapping, Set, cast
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from faust.stores import STORES, memory
+from confluent_kafka import OFFSET_BEGINNING
+from faust.stores import memory
 from faust.types import TP
 
-from paylimit.errors import InfraError
-from paylimit.kafka import transient
+from paylimit.kafka import Change, read_to_end
 from paylimit.settings import Settings
-
-
-Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
-
-
-def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
-    """A partition's low and high offsets, asked again while its leader is not there yet (faust
-    creates the changelog moments before the first assignment)."""
-    while True:
-        try:
-            return consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1))
-        except KafkaException as exc:
-            if time.monotonic() > deadline or not transient(exc):
-                raise
-        time.sleep(0.1)
+from stream_app.faust_internals import assigned_actives, key_partitions, register_store
 
 
 def read_changelog(settings: Settings, topic: str, starts: dict[int, int],
                    timeout: float = 60.0) -> tuple[list[Change], dict[int, int]]:
-    """The records of partitions of `topic` from `starts` (an offset, or OFFSET_BEGINNING) to the
-    end each has now, in offset order per partition, and each partition's last offset read
-    (absent: nothing to read)."""
-    consumer = Consumer(settings.kafka_client_config(**{
-        "group.id": f"{settings.app_id}-restore", "enable.auto.commit": False,
-        "enable.auto.offset.store": False, "enable.partition.eof": True}))
-    changes: list[Change] = []
-    last: dict[int, int] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        pending = {}
-        for partition, start in starts.items():
-            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
-            if high > max(low, start):
-                pending[partition] = high
-        consumer.assign([TopicPartition(topic, p, starts[p]) for p in pending])
-        while pending:
-            if time.monotonic() > deadline:
-                raise InfraError(f"timed out restoring {topic} partitions {sorted(pending)}")
-            messages = consumer.consume(10_000, 0.05)  # returns when full or after the 0.05 s
-            for msg in messages:
-                partition = msg.partition() or 0
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF and (msg.offset() or 0) >= pending.get(partition, 0):
-                        pending.pop(partition, None)  # at the end it had (one past a compacted-away tail)
-                        continue
-                    if error.fatal():
-                        raise InfraError(f"cannot restore {topic}[{partition}]: {error}")
-                    continue
-                offset = msg.offset() or 0
-                if partition not in pending or offset >= pending[partition]:
-                    pending.pop(partition, None)  # past the end it had: faust's recovery reads the rest
-                    continue
-                changes.append((partition, msg.key(), msg.value()))
-                last[partition] = offset
-                if offset == pending[partition] - 1:
-                    pending.pop(partition)
-        return changes, last
-    except KafkaException as exc:
-        raise InfraError(f"cannot restore {topic}: {exc}") from None
-    finally:
-        consumer.close()
+    """`paylimit.kafka.read_to_end`, as the restore's own group (it never commits)."""
+    return read_to_end(settings, topic, starts, f"{settings.app_id}-restore", timeout)
 
 
 class BulkRestoredStore(memory.Store):
@@ -103,7 +47,7 @@ class BulkRestoredStore(memory.Store):
         return self._restored.get(tp)
 
     def _apply(self, changes: list[Change]) -> None:
-        data, partitions = self.data, self._key_partition
+        data, partitions = self.data, key_partitions(self)
         for partition, key, value in changes:
             if key is None:
                 continue
@@ -119,7 +63,7 @@ class BulkRestoredStore(memory.Store):
                            generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topic = self.table.changelog_topic.get_topic_name()
-        actives = {tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        actives = {tp for tp in assigned_actives(self.app) if tp.topic == topic}
         for tp in set(self._restored) - actives:
             del self._restored[tp]  # read again from the start if it comes back
         starts = {tp.partition: self._restored[tp] + 1 if tp in self._restored else OFFSET_BEGINNING
@@ -135,4 +79,4 @@ class BulkRestoredStore(memory.Store):
 
 #: the store URL of a table restored in bulk: faust picks a table's store class by its URL scheme
 STORE_URL = "paylimit://memory"  # a URL with no host or path is falsy: faust would use its default store
-STORES.aliases["paylimit"] = f"{__name__}:BulkRestoredStore"
+register_store("paylimit", f"{__name__}:BulkRestoredStore")

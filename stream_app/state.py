@@ -1,4 +1,5 @@
-"""`DayCount`, one user's local day as the worker keeps it, and its one codec (the `days` table value).
+"""The `days` table's values and their one codec: `DayCount`, one user's local day as the worker
+keeps it, and `Progress`, where a source partition's counting stands.
 
 A day keeps, of its counted transactions:
   * the ids, in full and in arrival order, up to and including the crossing one (all of them while
@@ -24,7 +25,7 @@ from __future__ import annotations
 import base64
 from collections import deque
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,6 +35,26 @@ WINDOW = 20_000
 #: (771,771 bytes), the window in base64 (213,336) and the rest (a user id like those, a date...)
 VALUE_MAX = 1_000_000
 FORMAT = 2
+
+
+class Progress(NamedTuple):
+    """A source partition's progress, stored with its counts: the next offset to count, and the
+    partition's stream time (epoch seconds; None before its first valid record). Encoded as JSON:
+    {"o": next offset, "t": stream time}."""
+
+    next_offset: int
+    stream_time: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"o": self.next_offset, "t": self.stream_time}
+
+    @classmethod
+    def from_json(cls, v: dict[str, Any]) -> "Progress":
+        return cls(v["o"], v["t"])
+
+
+def decode_progress(raw: bytes) -> Progress:
+    return Progress.from_json(orjson.loads(raw))
 
 
 def id_hash(transaction_id: str) -> bytes:

@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import aiohttp
 import faust
-import orjson
 from faust.web import Request, Response, View
 
 from paylimit.contracts import TIMEZONES
@@ -27,31 +26,31 @@ from stream_app.counting import day_key
 from stream_app.limits import limit_for
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
-from stream_app.state import day_count
+from stream_app.state import DayCount, decode_day
 
 
-def usage(days: Any, limit: int, user_id: str, now: datetime, zone: str | None, on: date | None,
-          default_zone: str) -> dict[str, Any]:
-    """The user's count on their local `on` date (default: today in their zone)."""
-    found = None
+def usage(days: Mapping[str, bytes | None], limit: int, user_id: str, now: datetime, zone: str | None,
+          on: date | None, default_zone: str) -> dict[str, Any]:
+    """The user's count on their local `on` date (default: today in their zone), from the `days`
+    table's values."""
+    found: DayCount | None = None
     if on is None:
         # The user's zone is in their day record; today is one of these dates in any zone.
         utc_today = now.date()
         for candidate in (utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)):
             raw = days.get(day_key(user_id, candidate.isoformat()))
-            value = orjson.loads(raw) if raw else None
-            if value and local_day(now, zone or value["z"]).date == candidate:
-                found = value
-        local = local_day(now, found["z"] if found else zone or default_zone)
+            day = decode_day(raw) if raw else None
+            if day is not None and local_day(now, zone or day.zone).date == candidate:
+                found = day
     else:
         raw = days.get(day_key(user_id, on.isoformat()))
-        found = orjson.loads(raw) if raw else None
-        local = local_day(now, found["z"] if found else zone or default_zone)
-    count = day_count(found) if found else 0
+        found = decode_day(raw) if raw else None
+    local = local_day(now, found.zone if found else zone or default_zone)
+    count = found.count if found else 0
     return {
         "user_id": user_id,
         "local_date": (on or local.date).isoformat(),
-        "timezone": found["z"] if found else local.zone,
+        "timezone": found.zone if found else local.zone,
         "count": count,
         "limit": limit,
         "remaining": max(0, limit - count),
@@ -74,7 +73,7 @@ def owner(distribution: Mapping[str, Mapping[str, Sequence[int]]], topic: str, p
     return None
 
 
-def register_views(app: faust.App, settings: Settings, days: Any, limits: Any, metrics: Metrics,
+def register_views(app: faust.App, settings: Settings, days: Any, limits: Mapping[bytes, bytes], metrics: Metrics,
                    ready: Callable[[], bool]) -> None:
     me = str(app.conf.canonical_url)
 
@@ -109,6 +108,12 @@ def register_views(app: faust.App, settings: Settings, days: Any, limits: Any, m
             return await forward(view, request, url)
         limit = limit_for(limits, user_id, settings.daily_limit)
         return view.json(usage(days, limit, user_id, datetime.now(timezone.utc), zone, on, settings.default_timezone))
+
+    @app.page("/ready")
+    async def readiness(view: View, request: Request) -> Response:
+        """200 once the worker counts (its partitions assigned, its state restored); 503 before,
+        and while a rebalance moves partitions."""
+        return view.json({"ready": True}) if ready() else view.json({"ready": False}, status=503)
 
     @app.page("/metrics")
     async def records(view: View, request: Request) -> Response:

@@ -36,7 +36,5 @@ from paylimit.cli import demo  # noqa: E402  (kept on its own line: several peop
 app.command("demo")(demo.demo)
 from paylimit.cli import dashboard  # noqa: E402  (kept on its own line: several people edit this file)
 app.command("dashboard")(dashboard.dashboard)
-from paylimit.cli import chaos  # noqa: E402  (kept on its own line: several people edit this file)
-app.command("chaos")(chaos.chaos)
 from paylimit.cli import webhook  # noqa: E402  (kept on its own line: several people edit this file)
 app.add_typer(webhook.app, name="webhook")

@@ -21,13 +21,13 @@ from paylimit.cli.common import connected_settings, console
 from paylimit.errors import ConfigError, InfraError
 from paylimit.kafka import ensure_topics
 from producer_sim.generator import Plan, generate
-from producer_sim.oracle import Outcome
+from producer_sim.oracle import Expected
 from producer_sim.publisher import PublishResult
 from producer_sim.scenario import load_scenario
 from producer_sim.simulation import EVENTS, EXPECTED_ALERTS, EXPECTED_DEAD_LETTERS, run_plan
 
 
-def summary_table(plan: Plan, result: PublishResult, outcome: Outcome) -> Table:
+def summary_table(plan: Plan, result: PublishResult, outcome: Expected) -> Table:
     statuses: Counter[str] = Counter()
     for record in result.sent:
         if record.expect_error is None:

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from paylimit.contracts import DeadLetter, SentRecord
-from paylimit.kafka import producer_config
+from paylimit.kafka import ANY_PARTITION, produce_all
 from paylimit.settings import Settings
 from producer_sim.oracle import expected_outcome
 
@@ -54,28 +54,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def produce(settings: Settings, topic: str, records: list[tuple[int, bytes | None, bytes | None]]) -> None:
     """(partition, key, value) records onto `topic`, acknowledged when this returns."""
-    producer = Producer(settings.kafka_client_config(**{"acks": "all"}))
-    for partition, key, value in records:
-        producer.produce(topic, value, key, partition=partition)
-    assert producer.flush(30) == 0
+    produce_all(settings, topic, records)
 
 
 def produce_transactions(settings: Settings, counts: dict[str, int], status: str = "succeeded") -> None:
     """`counts[user]` transactions for each user, keyed by user_id, as the simulator sends them."""
-    failures: list[str] = []
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer = Producer(producer_config(settings, acks="all"))
-    for user, n in counts.items():
-        for _ in range(n):
-            tx = {"transaction_id": uuid.uuid4().hex, "user_id": user, "amount": "249.00", "currency": "INR",
-                  "status": status, "occurred_at": datetime.now(timezone.utc).isoformat(), "category": "food"}
-            producer.produce(settings.topic_transactions, key=user, value=json.dumps(tx), on_delivery=delivered)
-            producer.poll(0)
-    assert producer.flush(15) == 0 and not failures, failures
+    produce_all(settings, settings.topic_transactions, [
+        (ANY_PARTITION, user.encode(), json.dumps({
+            "transaction_id": uuid.uuid4().hex, "user_id": user, "amount": "249.00", "currency": "INR",
+            "status": status, "occurred_at": datetime.now(timezone.utc).isoformat(), "category": "food"}).encode())
+        for user, n in counts.items() for _ in range(n)], timeout=15)
 
 
 def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:

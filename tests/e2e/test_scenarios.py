@@ -14,7 +14,7 @@ from producer_sim.generator import generate
 from producer_sim.publisher import publish_limits
 from producer_sim.scenario import load_scenario
 from tests.e2e.harness import dead_letters, read_jsonl, simulate, verify
-from tests.test_faults.helpers import wait_for
+from tests.test_faults.helpers import ready, wait_for
 
 SCENARIOS = sorted(p.name.removesuffix(".yaml") for p in resources.files("producer_sim.scenarios").iterdir()
                    if p.name.endswith(".yaml"))
@@ -37,8 +37,7 @@ def test_scenario_end_to_end(scenario: str, make_settings: Callable[..., Setting
     pipeline = Pipeline(settings)
     pipeline.start()
     try:
-        log = pipeline.workers[0].log
-        wait_for(lambda: log.exists() and "Worker]: Ready" in log.read_text(errors="replace"), 120,
+        wait_for(lambda: ready(pipeline, pipeline.workers[0]), 120,
                  "the worker to be ready (partitions assigned, tables recovered)")
         run = simulate(settings, tmp_path / "run", scenario, 11)
         pipeline.wait_drained(timeout=180)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -47,6 +48,15 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def ready(pipeline: Pipeline, worker: ServiceProcess | None = None) -> bool:
+    """Does the worker's own `/ready` say it counts (partitions assigned, state restored)?"""
+    try:
+        with urllib.request.urlopen(f"{pipeline.worker_url(worker)}/ready", timeout=2) as resp:
+            return resp.status == 200
+    except (OSError, ValueError):  # not listening yet, or 503 (an HTTPError is an OSError)
+        return False
 
 
 def consumed(pipeline: Pipeline) -> int:

@@ -14,7 +14,7 @@ from faust.topics import Topic
 from paylimit.settings import get_settings
 from stream_app.app import build_app
 from stream_app.batch import progress_key
-from stream_app.output import Output
+from stream_app.writer import Writer
 from stream_app.reader import TransactionReader
 from stream_app.state import decode_day
 
@@ -34,12 +34,12 @@ def app(tmp_path: Any) -> faust.App:
 def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
     sent: list[tuple[str, bytes, bytes | None]] = []
 
-    def capture(_self: Output, topic: str, key: bytes, value: bytes | None, partition: int = -1) -> None:
+    def capture(_self: Writer, topic: str, key: bytes, value: bytes | None, partition: int = -1) -> None:
         sent.append((topic, key, value))  # faust's test_context has no broker: keep what the agent writes
 
     async def run() -> None:
         agent = app.agents["count-transactions"]
-        with patch.object(Output, "send", capture), patch.object(Output, "wait", lambda _self: None), \
+        with patch.object(Writer, "send", capture), patch.object(Writer, "wait", lambda _self: None), \
                 patch.object(TransactionReader, "start_offset", lambda _self, _partition: 0):
             async with agent.test_context() as ctx:
                 for i in range(4):

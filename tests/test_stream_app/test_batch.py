@@ -8,9 +8,8 @@ import tracemalloc
 
 import orjson
 
-from types import SimpleNamespace
 
-from stream_app.batch import LIVE_AFTER, LIVE_IDLE, Batch, Days, encode_value, is_progress_key, progress_key
+from stream_app.batch import LIVE_AFTER, LIVE_IDLE, StagedWrites, Days, encode_value, is_progress_key, progress_key
 from stream_app.counting import day_key
 from stream_app.state import DayCount
 
@@ -44,7 +43,7 @@ def new_day(count: int) -> DayCount:
 
 
 def test_a_hot_day_stays_decoded_until_the_changelog_encodes_it() -> None:
-    days = Days(SimpleNamespace(data=SimpleNamespace(data={})))
+    days = Days({})
     small, hot = new_day(5), new_day(LIVE_AFTER + 1)
     days.put("small|2026-03-10", small)
     days.put("hot|2026-03-10", hot)
@@ -63,10 +62,10 @@ def test_a_hot_day_stays_decoded_until_the_changelog_encodes_it() -> None:
 
 
 def test_a_restored_value_replaces_the_decoded_day() -> None:
-    days = Days(SimpleNamespace(data=SimpleNamespace(data={})))
+    days = Days({})
     days.put("hot|2026-03-10", new_day(LIVE_AFTER + 1))
     days.values["hot|2026-03-10"] = encode_value(new_day(3).to_json())  # what a restore does
-    restored = Batch(days).day("hot|2026-03-10")
+    restored = StagedWrites(days).day("hot|2026-03-10")
     assert restored is not None and restored.count == 3
     days.put("hot|2026-03-10", None)
-    assert Batch(days).day("hot|2026-03-10") is None and not days.live
+    assert StagedWrites(days).day("hot|2026-03-10") is None and not days.live

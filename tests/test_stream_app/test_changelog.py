@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
-from stream_app.batch import Batch, Days, progress_key
+from stream_app.batch import StagedWrites, Days, progress_key
 from stream_app.changelog import Changelog
 
 
 class Sent:
-    """Records what would go to Kafka, in order (the `Output.send` signature)."""
+    """Records what would go to Kafka, in order (the `Writer.send` signature)."""
 
     def __init__(self) -> None:
         self.records: list[tuple[str, int, str, Any]] = []
@@ -21,17 +20,13 @@ class Sent:
         self.records.append((topic, partition, orjson.loads(key or b"null"), orjson.loads(value or b"null")))
 
 
-def table() -> Any:
-    return SimpleNamespace(data=SimpleNamespace(data={}),
-                           changelog_topic=SimpleNamespace(get_topic_name=lambda: "app-days-changelog"))
-
-
 def test_a_key_changed_by_many_batches_is_written_once_with_its_last_value() -> None:
-    days, sent = table(), Sent()
+    days: dict[str, bytes] = {}
+    sent = Sent()
     state = Days(days)
-    changelog = Changelog(days, state)
+    changelog = Changelog("app-days-changelog", state)
     for n in range(1, 4):
-        batch = Batch(state)
+        batch = StagedWrites(state)
         batch.set(2, "u1|2026-03-10", {"n": n})
         batch.set(2, progress_key(2), {"o": n * 10, "t": None})
         batch.set(5, progress_key(5), {"o": n, "t": None})
@@ -46,14 +41,15 @@ def test_a_key_changed_by_many_batches_is_written_once_with_its_last_value() -> 
 
 
 def test_progress_goes_after_the_counts_it_covers_and_a_dropped_day_is_a_tombstone() -> None:
-    days, sent = table(), Sent()
+    days: dict[str, bytes] = {}
+    sent = Sent()
     state = Days(days)
-    changelog = Changelog(days, state)
-    batch = Batch(state)
+    changelog = Changelog("app-days-changelog", state)
+    batch = StagedWrites(state)
     batch.set(0, "old|2026-03-01", {"n": 1})
     batch.write(changelog)
     changelog.flush(sent)  # type: ignore[arg-type]
-    batch = Batch(state)
+    batch = StagedWrites(state)
     batch.set(0, progress_key(0), {"o": 7, "t": 1.0})  # staged first, still written last
     batch.set(0, "old|2026-03-01", None)
     batch.set(0, "new|2026-03-10", {"n": 1})
@@ -61,19 +57,20 @@ def test_progress_goes_after_the_counts_it_covers_and_a_dropped_day_is_a_tombsto
     changelog.flush(sent)  # type: ignore[arg-type]
     assert [(key, value) for _, _, key, value in sent.records[1:]] == [
         ("old|2026-03-01", None), ("new|2026-03-10", {"n": 1}), (progress_key(0), {"o": 7, "t": 1.0})]
-    assert "old|2026-03-01" not in days.data.data
+    assert "old|2026-03-01" not in days
 
 
 def test_keys_the_broker_refused_are_written_again_with_their_values_then() -> None:
-    days, sent = table(), Sent()
+    days: dict[str, bytes] = {}
+    sent = Sent()
     state = Days(days)
-    changelog = Changelog(days, state)
-    batch = Batch(state)
+    changelog = Changelog("app-days-changelog", state)
+    batch = StagedWrites(state)
     batch.set(1, "u1|2026-03-10", {"n": 1})
     batch.set(1, progress_key(1), {"o": 1, "t": None})
     batch.write(changelog)
     refused = changelog.flush(sent)  # type: ignore[arg-type]
-    batch = Batch(state)
+    batch = StagedWrites(state)
     batch.set(1, "u1|2026-03-10", {"n": 2})
     batch.write(changelog)
     changelog.again(refused)

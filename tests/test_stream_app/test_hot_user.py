@@ -17,15 +17,14 @@ from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.hot import DAY, follow, hot_id, hot_load, phase_rates, record
-from paylimit.kafka import LagReader
+from paylimit.kafka import LagReader, read_to_end
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from stream_app.state import VALUE_MAX, decode_day
-from tests.e2e.harness import produce, watermarks
+from tests.e2e.harness import produce
 from tests.test_faults.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,26 +33,9 @@ HOT = 30_000
 AFTER_USERS = 150
 
 def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record of `topic`'s partitions, to their ends now."""
-    consumer = Consumer(settings.kafka_client_config(**{"group.id": f"{settings.app_id}-check",
-                                                        "enable.auto.commit": False}))
-    out: list[tuple[bytes | None, bytes | None]] = []
-    try:
-        for p, (low, high) in watermarks(consumer, topic).items():
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            while True:
-                msg = consumer.poll(10)
-                assert msg is not None, f"timed out reading {topic}[{p}]"
-                if msg.error():
-                    continue
-                out.append((msg.key(), msg.value()))
-                if (msg.offset() or 0) >= high - 1:
-                    break
-        return out
-    finally:
-        consumer.close()
+    """Every record of `topic`'s partitions, to their ends now, partition by partition."""
+    records, _ = read_to_end(settings, topic, None, f"{settings.app_id}-check")
+    return [(key, value) for _, key, value in sorted(records, key=lambda record: record[0])]
 
 
 def usage(pipeline: Pipeline, user: str) -> int:

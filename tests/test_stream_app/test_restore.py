@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, cast
@@ -15,9 +16,13 @@ from faust.types import TP
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings, get_settings
 from stream_app.app import build_app
+from stream_app.batch import StagedWrites, Days
+from stream_app.changelog import Changelog
+from stream_app.faust_internals import key_partitions, store_dict
 from stream_app.restore import BulkRestoredStore, read_changelog
+from stream_app.state import Progress
 from tests.e2e.harness import produce
-from tests.test_faults.helpers import wait_for
+from tests.test_faults.helpers import ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,8 +77,7 @@ def test_the_worker_creates_its_changelog_with_closed_segments(make_settings: Ca
     pipeline = Pipeline(settings)
     worker = pipeline.add_worker()
     try:
-        wait_for(lambda: worker.log.exists() and "Worker]: Ready" in worker.log.read_text(errors="replace"), 120,
-                 "the worker to be ready")
+        wait_for(lambda: ready(pipeline, worker), 120, "the worker to be ready")
         admin = AdminClient(settings.kafka_client_config())
         resource = ConfigResource(ConfigResource.Type.TOPIC, f"{settings.app_id}-days-changelog")
         config = admin.describe_configs([resource])[resource].result(timeout=30)
@@ -81,3 +85,19 @@ def test_the_worker_creates_its_changelog_with_closed_segments(make_settings: Ca
         assert config["segment.ms"].value == "30000"
     finally:
         pipeline.stop()
+
+
+def test_the_keys_the_worker_writes_leave_with_their_partition(tmp_path: Path) -> None:
+    """After a rebalance's recovery faust's memory store drops the keys of the partitions this
+    worker lost, by the partition it registered for each: the worker's own writes register theirs."""
+    settings = get_settings(kafka_bootstrap_servers="localhost:1", home=tmp_path)
+    table = build_app(settings).tables["days"]
+    store = cast(Any, table).data
+    days = Days(store_dict(table), key_partitions(store))
+    batch = StagedWrites(days)
+    batch.set(0, "kept|2026-03-10", Progress(1, None))
+    batch.set(1, "lost|2026-03-10", Progress(2, None))
+    batch.write(Changelog(f"{settings.app_id}-days-changelog", days))
+    changelog = f"{settings.app_id}-days-changelog"
+    asyncio.run(store.on_recovery_completed({TP(changelog, 0), TP(settings.topic_transactions, 0)}, set()))
+    assert set(days.values) == {"kept|2026-03-10"}

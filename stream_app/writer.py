@@ -1,4 +1,4 @@
-"""`Output`: everything the worker writes to Kafka (alerts, dead letters, its table's changelog),
+"""`Writer`: everything the worker writes to Kafka (alerts, dead letters, its table's changelog),
 through one confluent-kafka producer, acknowledged a group at a time."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from paylimit.settings import Settings
 ANY_PARTITION = -1
 
 
-class Output:
+class Writer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer: Producer | None = None

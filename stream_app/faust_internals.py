@@ -1,0 +1,75 @@
+"""Every faust internal the worker uses, in one place, each with why; `check` says at start (and
+tests/test_stream_app/test_faust_internals.py says in `make test`) when faust's version or one of
+them changed, instead of a worker that misbehaves later.
+
+faust-streaming is pinned (pyproject.toml); upgrading it means reading each of these again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, MutableMapping
+
+import faust
+from faust.stores import STORES
+from faust.transport.consumer import Consumer
+from faust.types import TP, AppT
+
+#: the version these internals were read in
+FAUST_VERSION = "0.15.3"
+
+
+def store_dict(table: Any) -> dict:
+    """A memory table's values as its store's own dict: one lookup per read, not four layers of
+    faust's Table -> Store -> dict (`stream_app.batch.Days`, the limits read once per record)."""
+    return table.data.data
+
+
+def key_partitions(store: Any) -> MutableMapping[Any, int]:
+    """The memory store's key -> changelog partition: after a recovery faust drops the keys of the
+    partitions this worker no longer has by it, so every key the worker writes is registered."""
+    return store._key_partition
+
+
+def recovered(app: faust.App) -> bool:
+    """faust's table recovery is complete: it has no public flag for it."""
+    return app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+
+
+async def commit_offsets(app: faust.App, offsets: dict[TP, int]) -> bool:
+    """Commit these offsets for the group: faust's public `commit` commits its ack list, which
+    lacks the records the worker reads itself."""
+    return bool(await app.consumer._commit(offsets))  # type: ignore[attr-defined]
+
+
+def assigned_actives(app: AppT) -> set[TP]:
+    """The active (not standby) partitions of this worker's assignment: a store is only told all of
+    them together."""
+    return set(app.assignor.assigned_actives())
+
+
+def register_store(scheme: str, target: str) -> None:
+    """Make `scheme://` table stores the class `target` ("module:Class"): faust picks a store class
+    by URL scheme from this registry, and has no public way to add one."""
+    STORES.aliases[scheme] = target
+
+
+class FaustChanged(RuntimeError):
+    pass
+
+
+def check(app: faust.App, table: Any) -> None:
+    """FaustChanged, saying what, unless faust is the version read and `app` and its memory
+    `table` have every internal above."""
+    found = {
+        f"faust {FAUST_VERSION}": faust.__version__ == FAUST_VERSION,
+        "the memory store's dict (Store.data)": isinstance(getattr(table.data, "data", None), dict),
+        "the memory store's Store._key_partition": isinstance(getattr(table.data, "_key_partition", None), dict),
+        "the table recovery's completed event": hasattr(getattr(app.tables, "recovery", None), "completed"),
+        "Consumer._commit": callable(getattr(Consumer, "_commit", None)),
+        "the assignor's assigned_actives()": callable(getattr(app.assignor, "assigned_actives", None)),
+        "the stores registry (STORES.aliases)": isinstance(getattr(STORES, "aliases", None), dict),
+    }
+    missing = [what for what, ok in found.items() if not ok]
+    if missing:
+        raise FaustChanged(f"faust {faust.__version__} differs from what stream_app/faust_internals.py was "
+                           f"written for: {', '.join(missing)}; read that module again before upgrading")

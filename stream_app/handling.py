@@ -1,0 +1,72 @@
+"""What one transactions record does, as a value: `handle` (record -> `Handled`), pure, and
+`Outputs`, what a batch sends (alerts, dead letters) before its state is written.
+
+A record is either a dead letter (it does not parse, its day is too late) or a `Decision` of
+`stream_app.counting` on its user's day; `handle` reads the day and the partition's stream time it
+is given and changes nothing but the day value the decision returns (`stream_app.counting.decide`
+counts in place). The caller (`stream_app.processor`) stages the day and the stream time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, NamedTuple
+
+from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
+from paylimit.settings import Settings
+from stream_app.alerts import alert_for
+from stream_app.counting import Decision, Outcome, day_key, decide
+from stream_app.localday import local_day
+from stream_app.reader import Record
+from stream_app.state import DayCount
+from stream_app.validation import validate
+
+
+class Handled(NamedTuple):
+    """One record's result: a dead letter, or the decision on its day (`key`)."""
+
+    letter: DeadLetter | None
+    key: str | None = None
+    decision: Decision | None = None
+
+
+def dead_letter(record: Record, error: str, reason: str, now: datetime) -> Handled:
+    return Handled(DeadLetter.of(record.value or b"", topic=record.topic, partition=record.partition,
+                                 offset=record.offset, error=error, reason=reason, at=now))
+
+
+def handle(record: Record, day_of: Callable[[str], DayCount | None], stream_time: float | None,
+           limit_of: Callable[[str], int], now: datetime, settings: Settings) -> Handled:
+    """Record -> `Handled`: `day_of(key)` is the user's day as counted so far, `stream_time` the
+    partition's, `limit_of(user_id)` the user's limit."""
+    try:
+        tx = validate(record.value, now, settings)
+    except InvalidRecord as exc:
+        return dead_letter(record, exc.error, exc.reason, now)
+    day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
+    key = day_key(tx.user_id, day.key)
+    decision = decide(tx, day, day_of(key), stream_time, limit_of(tx.user_id), settings.retention,
+                      record.partition)
+    if decision.outcome is Outcome.TOO_LATE:
+        return dead_letter(record, "too_late", f"its local day {day.key} ({day.zone}) ended more than "
+                           f"{settings.retention} before the stream time", now)
+    return Handled(None, key, decision)
+
+
+@dataclass
+class Outputs:
+    """What a batch sends, acknowledged before its state is written (`stream_app.checkpoint`)."""
+
+    alerts: list[tuple[LimitAlert, bool]] = field(default_factory=list)  # the alert, and whether re-sent
+    letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # key, encoded DeadLetter
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.letters)
+
+    def add(self, record: Record, handled: Handled, now: datetime) -> None:
+        if handled.letter is not None:
+            self.letters.append((record.key, encode(handled.letter)))
+        elif handled.decision is not None and handled.decision.alert_day is not None:
+            self.alerts.append((alert_for(handled.decision.alert_day, now),
+                                handled.decision.outcome is Outcome.RESEND))

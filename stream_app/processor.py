@@ -1,0 +1,176 @@
+"""`Processor`: the worker's assigned transactions partitions, counted exactly.
+
+Progress is state: the `days` table holds, per source partition, a `Progress` (the next offset to
+count and the stream time), written with the counts, last, in the same changelog partition. The
+processor reads each assigned partition from there with its own consumer (`stream_app.reader`),
+after the table's recovery, and again after any rebalance or broker error; a record below it was
+already counted and is skipped. So counting never depends on the consumer group's offset
+bookkeeping (faust's has known bugs: gaps and duplicates in its ack list, a jump ahead after an
+assignment); the group's offset only says where to start when the state has no progress.
+
+The group's own fetching is paused (`Group.pause`); the few records it delivers before that come in
+through `process_delivered`, which applies the same rule and reads a stretch the group skipped.
+Both paths count under one lock, and a revocation (`revoke`) waits for it. The writes that follow
+a batch, and their order, are `stream_app.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import orjson
+
+from paylimit.errors import InfraError
+from paylimit.settings import Settings
+from stream_app.batch import StagedWrites, Days, is_progress_key, progress_key
+from stream_app.changelog import Changelog
+from stream_app.checkpoint import Checkpoint, Group
+from stream_app.counting import expired, expiry_cutoff
+from stream_app.handling import Outputs, handle
+from stream_app.limits import limit_for
+from stream_app.metrics import Metrics
+from stream_app.writer import Writer
+from stream_app.reader import Record, TransactionReader
+from stream_app.state import Progress
+
+log = logging.getLogger("paylimit.worker")
+
+DAY = 86400.0
+
+
+async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking client call in the loop's thread pool."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+class Processor:
+    """The worker's core: `run` reads and counts the assigned partitions; `process_delivered`
+    counts what the group delivered; `revoke` and `commit` write the state (`Checkpoint`)."""
+
+    def __init__(self, settings: Settings, group: Group, days: Days, changelog: Changelog,
+                 limits: Mapping[bytes, bytes]) -> None:
+        self.settings, self.group, self.days, self.limits = settings, group, days, limits
+        self.reader = TransactionReader(settings)
+        self.metrics = Metrics()
+        self.lock = asyncio.Lock()  # the reader and the delivered records take turns on the state
+        self.checkpoint = Checkpoint(settings, Writer(settings), days, changelog, self.metrics, group, self.lock)
+        self.cleaned_through: dict[int, float] = {}  # partition -> stream time of its last cleanup
+
+    async def next_offset(self, partition: int) -> int:
+        """The next offset of a partition to count: from the state, else where the group starts."""
+        progress = self.days.progress(partition)
+        return progress.next_offset if progress is not None else await off_loop(self.reader.start_offset, partition)
+
+    async def run(self) -> None:
+        """The worker's main path: its assigned partitions, read from its state's next offsets."""
+        generation: int | None = None  # the assignment the reader follows
+        while not self.group.ready():
+            await asyncio.sleep(0.05)
+        # faust, pydantic and the rest of the start-up leave about a million objects that live as
+        # long as the process; frozen, the cyclic GC's full collections skip them (~100 ms each)
+        gc.freeze()
+        while not self.group.stopping():
+            try:
+                if not self.group.ready():
+                    generation = None
+                    await asyncio.sleep(0.05)
+                    continue
+                partitions = self.group.assigned()
+                self.group.pause(partitions)  # faust resumes them after a recovery; the reader reads them
+                if generation != self.group.generation():
+                    generation = self.group.generation()
+                    await off_loop(self.reader.assign, {p: await self.next_offset(p) for p in partitions})
+                records = await off_loop(self.reader.poll, self.settings.batch_max, self.settings.batch_window)
+                self.metrics.resume("reading")
+                async with self.lock:
+                    if not self.group.ready() or generation != self.group.generation():
+                        generation = None  # the partitions may have moved: read again from the state
+                        continue
+                    starts = {p: await self.next_offset(p) for p in {r.partition for r in records}}
+                    fresh = [r for r in records if r.offset >= starts[r.partition]]
+                    self.metrics.replayed += len(records) - len(fresh)  # delivered and counted first
+                    await self.process(fresh)
+            except InfraError as exc:  # the broker is away: read again from the state once it is back
+                log.warning("%s; reading again in 1 s", exc)
+                self.metrics.stall("reading", self.group.assigned(), str(exc))
+                generation = None
+                await asyncio.sleep(1.0)
+
+    async def process_delivered(self, delivered: Sequence[Record]) -> None:
+        """Records the group delivered (only until `run` has paused its fetching of them)."""
+        async with self.lock:
+            records: list[Record] = []
+            expected: dict[int, int] = {}
+            for record in delivered:
+                partition = record.partition
+                if partition not in expected:
+                    expected[partition] = await self.next_offset(partition)
+                if record.offset < expected[partition]:
+                    self.metrics.replayed += 1  # already in the state
+                    continue
+                if record.offset > expected[partition]:
+                    log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
+                                partition, expected[partition], record.offset - 1)
+                    records += await off_loop(self.reader.read, partition, expected[partition], record.offset)
+                records.append(record)
+                expected[partition] = record.offset + 1
+            await self.process(records)
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Count records that are each the next of their partition (under `lock`, which the caller
+        holds), then write their outputs and state (`Checkpoint.commit`)."""
+        batch = StagedWrites(self.days)
+        outputs = Outputs()
+        now = datetime.now(timezone.utc)
+        default = self.settings.daily_limit
+        limit_of: Callable[[str], int] = lambda user_id: limit_for(self.limits, user_id, default)  # noqa: E731
+        progress: dict[int, Progress] = {}  # partition -> its progress, as this batch moves it
+        for record in records:
+            partition = record.partition
+            mark = progress.get(partition) or self.days.progress(partition) or Progress(0, None)
+            handled = handle(record, batch.day, mark.stream_time, limit_of, now, self.settings)
+            decision = handled.decision
+            if handled.letter is not None:
+                self.metrics.dead_letter(handled.letter.error)
+            elif decision is not None:
+                self.metrics.outcome(decision.outcome)
+                if decision.day is not None and handled.key is not None:
+                    batch.set(partition, handled.key, decision.day)
+                if decision.stream_time is not None and decision.stream_time != mark.stream_time:
+                    mark = mark._replace(stream_time=decision.stream_time)
+                    self._drop_expired_days(batch, partition, decision.stream_time)
+            outputs.add(record, handled, now)
+            progress[partition] = mark._replace(next_offset=record.offset + 1)
+        for partition, mark in progress.items():
+            batch.set(partition, progress_key(partition), mark)
+        await self.checkpoint.commit(batch, outputs, list(progress))
+
+    def _drop_expired_days(self, batch: StagedWrites, partition: int, stream_time: float) -> None:
+        """Once per day of stream time per partition: forget days past twice the retention."""
+        if stream_time < self.cleaned_through.get(partition, float("-inf")) + DAY:
+            return
+        self.cleaned_through[partition] = stream_time
+        cutoff = expiry_cutoff(stream_time, self.settings.retention)
+        for key, raw in list(self.days.values.items()):
+            if key[-10:] > cutoff or is_progress_key(key):  # day keys end with their date
+                continue
+            value = orjson.loads(raw)  # a hot day's bytes may be behind it: its partition and end are not
+            if value["p"] == partition and expired(value["e"], stream_time, self.settings.retention):
+                batch.set(partition, key, None)
+
+    async def revoke(self) -> None:
+        """Partitions leave this worker (a rebalance, or the worker stops) only after the batch
+        being counted, with its state in the changelog that their next owner restores."""
+        async with self.lock:
+            await self.checkpoint.flush()
+            self.days.live.clear()  # in the store, encoded; a partition that comes back is restored anew
+
+    async def commit(self) -> None:
+        """Every commit interval: the state to the changelog, then the group's offsets from it."""
+        if self.group.rebalancing():
+            return  # the revocation writes the state
+        await self.checkpoint.commit()

@@ -1,0 +1,11 @@
+"""The CLI's commands: each registered once (a second registration of a name shadows the first)."""
+
+from collections import Counter
+
+from paylimit.cli.main import app
+
+
+def test_every_command_is_registered_once() -> None:
+    names = Counter(command.name for command in app.registered_commands)
+    names.update(group.name for group in app.registered_groups)
+    assert [name for name, n in names.items() if n > 1] == []

@@ -1,0 +1,52 @@
+"""The checkpoint's order on the real broker, when Kafka refuses a write: nothing is committed past
+state the changelog does not have, and the refused keys are written again once Kafka takes them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+
+import orjson
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from paylimit.settings import Settings
+from stream_app.reader import Record
+from tests.test_stream_app.test_hot_user import read_topic
+from tests.test_stream_app.test_processor import committed, core, transaction
+
+pytestmark = pytest.mark.integration
+
+
+def max_message_bytes(settings: Settings, topic: str, limit: int) -> None:
+    admin = AdminClient(settings.kafka_client_config())
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"max.message.bytes": str(limit)})
+    for done in admin.alter_configs([resource]).values():
+        done.result(timeout=30)
+
+
+def test_a_refused_changelog_write_holds_the_group_commit_until_it_is_written(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(partitions=1, daily_limit=100)
+    values: dict[str, Any] = {}
+    processor = core(settings, values)
+    topic = processor.checkpoint.changelog.topic
+    max_message_bytes(settings, topic, 150)  # a day value is larger; a progress record is not
+    records = [Record(settings.topic_transactions, 0, i, b"u1", transaction(f"t{i}", f"2026-03-10T1{i}:00:00+05:30"))
+               for i in range(3)]
+
+    async def count_and_commit() -> None:
+        await processor.process_delivered(records)
+        await processor.commit()
+
+    asyncio.run(count_and_commit())
+    assert committed(settings, 0) < 0  # nothing committed: the changelog lacks the day
+    assert "the state" in processor.metrics.stalled
+    assert processor.checkpoint.changelog.pending  # marked again
+
+    max_message_bytes(settings, topic, 1_000_000)
+    asyncio.run(processor.commit())
+    assert committed(settings, 0) == 3 and "the state" not in processor.metrics.stalled
+    days = [json.loads(v or b"null") for k, v in read_topic(settings, topic) if orjson.loads(k or b"") == "u1|2026-03-10"]
+    assert [day["n"] for day in days] == [3]
