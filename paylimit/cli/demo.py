@@ -85,7 +85,7 @@ class Progress:
         self.rates: dict[str, float] = {"sent": 0.0, "processed": 0.0}
         self._last = (time.monotonic(), 0, 0)
         self.cluster = ClusterWatch(pipeline.settings, timeout=2)
-        self.brokers_total = len(self.cluster.health().brokers)
+        self.brokers_total = 0  # the most brokers the cluster has listed
         self.health: ClusterHealth | None = None
         self.failure: InfraError | None = None
 
@@ -105,6 +105,7 @@ class Progress:
 
         try:  # first: the lag below may wait on a broker just killed
             self.health = self.cluster.health()
+            self.brokers_total = max(self.brokers_total, len(self.health.brokers))
         except KafkaException:
             self.health = None  # not answering at this moment
         self.metrics = self.pipeline.worker_metrics() or self.metrics
