@@ -28,6 +28,8 @@ def main(
     duration: Annotated[Optional[float], typer.Option(help=f"Seconds per sustained rate (default {BenchConfig.duration:.0f})")] = None,
     catchup_timeout: Annotated[Optional[float], typer.Option(help="Seconds a catch-up may take before it is reported from its progress")] = None,
     peer: Annotated[bool, typer.Option(help="Run the Quix Streams peer")] = True,
+    cluster: Annotated[bool, typer.Option(help="Also the catch-ups with 1, 2, 3 workers on a local cluster "
+                                          "of three brokers")] = False,
     results_dir: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of the table")] = False,
 ) -> None:
@@ -35,7 +37,7 @@ def main(
     config = quick(BenchConfig()) if quick_run else BenchConfig()
     given: dict[str, Any] = {"records": records, "users": users, "partitions": partitions, "duration": duration,
              "catchup_timeout": catchup_timeout}
-    config = replace(config, **{k: v for k, v in given.items() if v is not None}, peer=peer, results_dir=results_dir)
+    config = replace(config, **{k: v for k, v in given.items() if v is not None}, peer=peer, cluster=cluster, results_dir=results_dir)
     if rates:
         try:
             config = replace(config, rates=tuple(int(r) for r in rates.split(",") if r.strip()))

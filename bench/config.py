@@ -26,6 +26,7 @@ class BenchConfig:
     recovery_timeout: float = 60.0
     drain_timeout: float = 90.0
     peer: bool = True
+    cluster: bool = False  # also the catch-ups on a local cluster of three brokers
     quick: bool = False
     results_dir: Path = field(default=Path("bench/results"))
 

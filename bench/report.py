@@ -31,6 +31,19 @@ def _pct(v: Any) -> str:
     return f"{v * 100:.1f} %" if isinstance(v, (int, float)) else "—"
 
 
+def _catchups(t: Table, rows: list[tuple[str, str, dict]]) -> None:
+    """A catch-up's rows (start -> lag 0, and steady) for each (key in source, label, source)."""
+    for key, label, source in rows:
+        c = source.get(key, {})
+        if "error" in c:
+            t.add_row(label, "failed", "", c["error"][:80])
+            continue
+        t.add_row(label, _n(c.get("events_per_s"), " ev/s"), _pct(c.get("ratio")),
+                  "start -> lag 0" if c.get("complete", True) else
+                  f"timed out: rate to its last record; lag {_n(c.get('lag_at_end'))} not committed")
+        t.add_row("  steady (first record -> end)", _n(c.get("steady_events_per_s"), " ev/s"), _pct(c.get("steady_ratio")), "")
+
+
 def table(result: dict) -> Table:
     m = result.get("machine", {})
     t = Table(title=f"paylimit benchmark {result['stamp']}{' (quick)' if result['config']['quick'] else ''}",
@@ -44,16 +57,17 @@ def table(result: dict) -> Table:
     ceil = result.get("ceiling", {})
     t.add_row("ceiling (bare consume + parse + count)", _n(ceil.get("steady_events_per_s"), " ev/s"), "100 %",
               f"{_n(ceil.get('events_per_s'))} ev/s incl. consumer start")
-    for key, label in (("workers_1", "stream_app catch-up, 1 worker"), ("workers_2", "stream_app catch-up, 2 workers"),
-                       ("quix_peer", "Quix Streams peer catch-up")):
-        c = result.get("catchup", {}).get(key, {}) if key != "quix_peer" else result.get("quix_peer", {})
-        if "error" in c:
-            t.add_row(label, "failed", "", c["error"][:80])
-            continue
-        t.add_row(label, _n(c.get("events_per_s"), " ev/s"), _pct(c.get("ratio")),
-                  "start -> lag 0" if c.get("complete", True) else
-                  f"timed out: rate to its last record; lag {_n(c.get('lag_at_end'))} not committed")
-        t.add_row("  steady (first record -> end)", _n(c.get("steady_events_per_s"), " ev/s"), _pct(c.get("steady_ratio")), "")
+    rows = [(f"workers_{w}", f"stream_app catch-up, {w} worker{'s' if w > 1 else ''}", result.get("catchup", {}))
+            for w in (1, 2, 3) if f"workers_{w}" in result.get("catchup", {})]
+    _catchups(t, [*rows, ("quix_peer", "Quix Streams peer catch-up", {"quix_peer": result.get("quix_peer", {})})])
+    cluster = result.get("cluster", {})
+    if "error" in cluster:
+        t.add_row("catch-up on three brokers", "failed", "", cluster["error"][:80])
+    elif cluster:
+        t.add_row("ceiling, three brokers", _n(cluster["ceiling"].get("steady_events_per_s"), " ev/s"), "100 %",
+                  "topics with 3 replicas, 2 in sync; the brokers share the cores")
+        _catchups(t, [(f"workers_{w}", f"catch-up on three brokers, {w} worker{'s' if w > 1 else ''}", cluster)
+                      for w in (1, 2, 3)])
     for s in result.get("sustained", []):
         if "error" in s:
             t.add_row("sustained", "failed", "", s["error"][:80])

@@ -1,7 +1,9 @@
 """The orchestration: infra, then every phase in order, with a progress display; one result dict.
 
-Phases: pre-load -> ceiling -> stream_app catch-up with 1 worker (and its memory) and with 2
--> Quix Streams peer -> sustained end to end at each rate -> recovery after kill -9. Each phase
+Phases: pre-load -> ceiling -> stream_app catch-up with 1 worker (and its memory) and with 2 (and
+3 with `--cluster`) -> with `--cluster`, the same on a local cluster of three brokers (its own
+pre-load, ceiling and catch-ups with 1, 2 and 3 workers) -> Quix Streams peer -> sustained end to
+end at each rate -> recovery after kill -9. Each phase
 has its own topics, consumer groups and PAYLIMIT_HOME (under the run's directory), so a run
 never touches another's data. A phase that fails is recorded with its error and the run goes on.
 """
@@ -116,7 +118,7 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
         result["ceiling"] = phases.run("ceiling", do_ceiling)
         ceiling = ceiling_box[0] if ceiling_box else None
         result["catchup"] = {}
-        for workers in (1, 2):
+        for workers in (1, 2, 3) if config.cluster else (1, 2):
             def do_catchup(workers: int = workers) -> dict:
                 s = phase_settings(base, run_home, f"catchup{workers}", config.partitions, topic)
                 c = run_catchup(s, workers, n, config.catchup_timeout,
@@ -129,6 +131,9 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
 
             result["catchup"][f"workers_{workers}"] = phases.run(f"stream_app catch-up, {workers} worker(s)", do_catchup)
         result.setdefault("memory", {"error": "the 1-worker catch-up failed"})
+        if config.cluster:
+            result["cluster"] = phases.run("catch-up on three brokers",
+                                           lambda: cluster_catchup(config, settings, run_home, phases))
 
         def do_peer() -> dict:
             s = phase_settings(base, run_home, "quix", config.partitions, topic)
@@ -161,6 +166,34 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
     result["finished_at"] = datetime.now(UTC).isoformat()
     result["failed"] = phases.failed
     return result
+
+
+def cluster_catchup(config: BenchConfig, settings: Settings, run_home: Path, phases: Phases) -> dict:
+    """Pre-load, ceiling and catch-ups with 1, 2 and 3 workers on a local cluster of three brokers
+    of its own (`infra up --brokers 3` under PAYLIMIT_HOME/bench-cluster; topics with 3 replicas,
+    2 in sync), each catch-up as a ratio to that cluster's ceiling. On one machine the brokers
+    share its cores with the workers: this shows the shape, not what a cluster of machines gains."""
+    home = settings.model_copy(update={"home": settings.home / "bench-cluster", "kafka_bootstrap_servers": None,
+                                       "redis_url": None})
+    local.up(home, brokers=3)
+    try:
+        base = local.resolve(home).model_copy(update={"home": settings.home})
+        n = config.records
+        shared = phase_settings(base, run_home, "cluster-load", config.partitions)
+        out: dict[str, Any] = {"load": preload(shared, n, config.users,
+                                               on_progress=phases.advance("pre-load, three brokers", n)).as_dict()}
+        ceiling, _ = run_ceiling(shared, shared.topic_transactions, n,
+                                 on_progress=phases.advance("ceiling, three brokers", n))
+        out["ceiling"] = ceiling.as_dict()
+        for workers in (1, 2, 3):
+            s = phase_settings(base, run_home, f"cluster-catchup{workers}", config.partitions, shared.topic_transactions)
+            c = run_catchup(s, workers, n, config.catchup_timeout,
+                            on_progress=phases.advance(f"catch-up on three brokers, {workers} worker(s)", n))
+            out[f"workers_{workers}"] = c.throughput.as_dict(ceiling) | {"consumed": c.consumed,
+                                                                          "lag_at_end": c.lag_at_end}
+        return out
+    finally:
+        local.down(home)
 
 
 def memory(rss_start_mb: float, rss_mb: float, users: int, users_at_start: int, complete: bool) -> dict:

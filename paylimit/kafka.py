@@ -1,10 +1,11 @@
-"""Kafka plumbing shared by the services: the one partitioner, creating paylimit's topics, waiting
-for the broker, reading a topic to its end."""
+"""Kafka plumbing shared by the services: the one partitioner, creating paylimit's topics (replicated
+to the cluster's size), waiting for the brokers, reading a topic to its end, and reading a group's
+lag and the cluster's health."""
 
 from __future__ import annotations
 
 import time
-
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from aiokafka.partitioner import murmur2
@@ -15,11 +16,12 @@ from paylimit.errors import InfraError
 from paylimit.settings import Settings
 
 #: errors that pass: a topic created a moment ago (its partitions unknown to the client, or
-#: without a leader yet), a coordinator moving or loading, a connection being made again
+#: without a leader yet), a coordinator moving or loading, a connection being made again, a
+#: request to a broker that left the cluster (librdkafka drops its handle: _DESTROY_BROKER)
 TRANSIENT = {KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.NOT_LEADER_FOR_PARTITION,
              KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT,
              KafkaError._TIMED_OUT, KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
-             KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+             KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._DESTROY_BROKER}
 
 
 #: librdkafka's name for the Java clients' default partitioner: murmur2 over the raw key bytes (a
@@ -75,39 +77,55 @@ def transient(exc: KafkaException) -> bool:
     return bool(exc.args[0].retriable()) or exc.args[0].code() in TRANSIENT
 
 
+def with_replication(settings: Settings, brokers: int) -> Settings:
+    """The settings with the replication factor and min.insync.replicas decided: as given, else
+    following a cluster of `brokers`: 3 replicas and 2 in sync from three brokers on (a broker may
+    go away without a write being refused or an acknowledged one lost), every broker and 1 below."""
+    rf = settings.replication_factor or min(3, max(brokers, 1))
+    isr = settings.min_insync_replicas or (2 if rf >= 3 else 1)
+    return settings.model_copy(update={"replication_factor": rf, "min_insync_replicas": isr})
+
+
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """The topics paylimit owns; limits are compacted (latest override per user wins)."""
+    """The topics paylimit owns (settings through `with_replication`); limits are compacted (latest
+    override per user wins)."""
     p, rf = settings.partitions, settings.replication_factor
+    assert rf is not None, "topic_specs needs settings through with_replication"
+    replicas = {"min.insync.replicas": str(settings.min_insync_replicas)}
     return [
-        NewTopic(settings.topic_transactions, p, rf),
-        NewTopic(settings.topic_alerts, p, rf),
-        NewTopic(settings.topic_dlq, p, rf),
-        NewTopic(settings.topic_notifications_dlq, p, rf),
-        NewTopic(settings.topic_limits, 1, rf, config={"cleanup.policy": "compact"}),
+        NewTopic(settings.topic_transactions, p, rf, config=replicas),
+        NewTopic(settings.topic_alerts, p, rf, config=replicas),
+        NewTopic(settings.topic_dlq, p, rf, config=replicas),
+        NewTopic(settings.topic_notifications_dlq, p, rf, config=replicas),
+        NewTopic(settings.topic_limits, 1, rf, config={"cleanup.policy": "compact", **replicas}),
     ]
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
-    """Create paylimit's topics if missing; each admin future is checked on its own."""
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> Settings:
+    """Create paylimit's topics if missing; each admin future is checked on its own. Returns the
+    settings with their replication decided (`with_replication`, on the brokers the cluster lists),
+    for what creates topics later (faust's changelog)."""
     admin = AdminClient(settings.kafka_client_config())
     try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
+        metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise InfraError(f"cannot list the topics on Kafka at {settings.kafka_bootstrap_servers}: "
                          f"{exc.args[0].str()}") from None
-    wanted = [t for t in topic_specs(settings) if t.topic not in existing]
+    settings = with_replication(settings, len(metadata.brokers))
+    wanted = [t for t in topic_specs(settings) if t.topic not in metadata.topics]
     if not wanted:
-        return
+        return settings
     for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
         try:
             fut.result()
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise InfraError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    return settings
 
 
-def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
-    """Block until the broker answers a metadata request, or raise InfraError."""
+def wait_for_broker(settings: Settings, timeout: float = 60.0, brokers: int = 1) -> None:
+    """Block until the cluster answers a metadata request listing `brokers` brokers, or raise InfraError."""
     # log_level 0: while the broker boots, librdkafka would log a "connection refused" line per try
     admin = AdminClient(settings.kafka_client_config(log_level=0))
     deadline = time.monotonic() + timeout
@@ -115,8 +133,9 @@ def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:
     while time.monotonic() < deadline:
         try:
             md = admin.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
-            if md.brokers:
+            if len(md.brokers) >= brokers:
                 return
+            last = f"({len(md.brokers)} of {brokers} brokers up)"
         except KafkaException as exc:
             last = exc.args[0].str()
         time.sleep(0.3)
@@ -157,6 +176,42 @@ class LagReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+
+@dataclass(frozen=True)
+class ClusterHealth:
+    brokers: frozenset[int]  # the brokers the cluster lists: registered, not fenced
+    under_replicated: int  # partitions, all topics, with fewer replicas in sync than assigned
+    offline: int  # partitions without a leader
+
+
+class ClusterWatch:
+    """The cluster's brokers, leaders and replica sets, read on one kept admin client (the demo
+    looks twice a second)."""
+
+    def __init__(self, settings: Settings, timeout: float = 5.0) -> None:
+        # log_level 0: a broker that is down would print a "connection refused" line per try
+        self.admin, self.timeout = AdminClient(settings.kafka_client_config(log_level=0)), timeout
+
+    def health(self) -> ClusterHealth:
+        md = self.admin.list_topics(timeout=self.timeout)
+        partitions = [p for t in md.topics.values() for p in t.partitions.values()]
+        return ClusterHealth(frozenset(md.brokers), sum(len(p.isrs) < len(p.replicas) for p in partitions),
+                             sum(p.leader < 0 for p in partitions))
+
+    def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> the broker leading it (-1: none)."""
+        md = self.admin.list_topics(topic, timeout=self.timeout)
+        return {p.id: p.leader for p in md.topics[topic].partitions.values()}
+
+    def busiest(self, topic: str) -> int:
+        """The broker leading the most partitions of `topic` (the one whose loss moves the most)."""
+        counts: dict[int, int] = {}
+        for leader in self.leaders(topic).values():
+            if leader >= 0:
+                counts[leader] = counts.get(leader, 0) + 1
+        return max(sorted(counts), key=lambda b: counts[b])
 
 
 Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)

@@ -124,7 +124,12 @@ class Settings(BaseSettings):
     topic_notifications_dlq: KafkaName = Field("payments.notifications.dlq", description="Notifications the webhook "
                                                "did not take (key = alert_id)")
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int | None = Field(None, ge=1, description="Replicas of each partition of the topics "
+                                           "paylimit and faust create. None: 3 on three brokers or more, the "
+                                           "number of brokers below that")
+    min_insync_replicas: int | None = Field(None, ge=1, description="Replicas that must have a write before it "
+                                            "is acknowledged (producers use acks=all). None: 2 with a replication "
+                                            "factor of 3 or more, else 1")
     notifier_group: str | None = Field(None, min_length=1, description="Notifier consumer group (default: APP_ID-notifier)")
 
     # counting semantics
@@ -191,6 +196,14 @@ class Settings(BaseSettings):
         if info.data.get("webhook_url") and lease is not None and v > lease.total_seconds() / 2:
             raise ValueError(f"must be at most half of PAYLIMIT_NOTIFIER_LEASE ({lease.total_seconds():g} s)")
         return v
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _insync_within_replicas(cls, isr: int | None, info: ValidationInfo) -> int | None:
+        rf = info.data.get("replication_factor")
+        if isr is not None and rf is not None and isr > rf:
+            raise ValueError(f"{isr} is more than PAYLIMIT_REPLICATION_FACTOR ({rf}): no write could be acknowledged")
+        return isr
 
     @field_validator("web_advertised_url")
     @classmethod

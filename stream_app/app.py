@@ -93,7 +93,8 @@ def build_app(settings: Settings) -> faust.App:
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        # decided by ensure_topics before a worker starts (`paylimit worker`); 1 where no broker is asked
+        topic_replication_factor=settings.replication_factor or 1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.commit_interval,
         # a killed worker's partitions move on within seconds, not faust's default 60 s
@@ -119,7 +120,8 @@ def build_app(settings: Settings) -> faust.App:
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes,
                      store=STORE_URL, options={"settings": settings},  # restored in bulk (stream_app.restore)
                      # faust's changelog is compacted; without closed segments it never is
-                     extra_topic_configs={"segment.ms": int(settings.changelog_segment.total_seconds() * 1000)})
+                     extra_topic_configs={"segment.ms": int(settings.changelog_segment.total_seconds() * 1000),
+                                          "min.insync.replicas": settings.min_insync_replicas or 1})
     cast(Any, days).value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
     limits = limits_table(app)
     check(app, days)

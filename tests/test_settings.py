@@ -166,3 +166,22 @@ def test_bad_setting_is_refused_when_read(monkeypatch: pytest.MonkeyPatch, name:
 def test_good_setting_is_read(monkeypatch: pytest.MonkeyPatch, name: str, value: str, read: object) -> None:
     monkeypatch.setenv(f"PAYLIMIT_{name}", value)
     assert getattr(get_settings(), name.lower()) == read
+
+
+@pytest.mark.parametrize(("brokers", "given", "expected"), [
+    (1, {}, (1, 1)), (2, {}, (2, 1)), (3, {}, (3, 2)), (5, {}, (3, 2)),
+    (3, {"replication_factor": 2}, (2, 1)), (3, {"min_insync_replicas": 1}, (3, 1)),
+    (1, {"replication_factor": 3, "min_insync_replicas": 3}, (3, 3)),
+])
+def test_replication_follows_the_cluster_unless_given(brokers: int, given: dict, expected: tuple[int, int]) -> None:
+    from paylimit.kafka import with_replication
+
+    s = with_replication(get_settings(**given), brokers)
+    assert (s.replication_factor, s.min_insync_replicas) == expected
+
+
+def test_more_replicas_in_sync_than_replicas_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYLIMIT_REPLICATION_FACTOR", "2")
+    monkeypatch.setenv("PAYLIMIT_MIN_INSYNC_REPLICAS", "3")
+    with pytest.raises(ValidationError, match="more than PAYLIMIT_REPLICATION_FACTOR"):
+        get_settings()

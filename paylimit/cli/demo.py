@@ -17,6 +17,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from confluent_kafka import KafkaException
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
@@ -24,8 +25,9 @@ from rich.table import Table
 from paylimit.cli.common import console, settings
 from paylimit.cli.notifications import notifications_table, verdict, verification_table
 from paylimit.errors import InfraError
-from paylimit.kafka import CONNECT_TIMEOUT, ensure_topics, wait_for_broker
+from paylimit.kafka import CONNECT_TIMEOUT, ClusterHealth, ClusterWatch, ensure_topics, wait_for_broker
 from paylimit.runtime import local
+from paylimit.runtime.broker_kill import BrokerKill
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from paylimit.verify import read_expected, verify
@@ -50,8 +52,11 @@ def _needs_local_infra(base: Settings) -> bool:
     return not (state.kafka_running and state.redis_running)
 
 
-def _connect(base: Settings, start_infra: bool) -> Settings:
-    """Settings on reachable Kafka and Redis, starting the local ones if asked to."""
+def _connect(base: Settings, start_infra: bool, brokers: int | None = None) -> Settings:
+    """Settings on reachable Kafka and Redis, starting the local ones (`brokers` Kafka nodes) if asked to."""
+    if base.kafka_bootstrap_servers and base.redis_url:
+        wait_for_broker(base, timeout=CONNECT_TIMEOUT)
+        return base
     if start_infra:
         with console.status("Starting Kafka and Redis…") as status:
 
@@ -59,7 +64,11 @@ def _connect(base: Settings, start_infra: bool) -> Settings:
                 console.print(f"[cyan]{m}[/]")
                 status.update(m)
 
-            local.up(base, announce=announce)
+            local.up(base, announce=announce, brokers=brokers or 1)  # `make demo`: one broker, whatever ran last
+    running = local.read_state(base).brokers
+    if brokers and not base.kafka_bootstrap_servers and running != brokers:
+        raise InfraError(f"a local Kafka of {running} broker(s) is running: `paylimit infra down` first "
+                         f"for a demo on {brokers}")
     s = local.resolve(base)
     wait_for_broker(s, timeout=CONNECT_TIMEOUT)
     return s
@@ -78,10 +87,30 @@ class Progress:
         self.delivered: list = []
         self.rates: dict[str, float] = {"sent": 0.0, "processed": 0.0}
         self._last = (time.monotonic(), 0, 0)
+        self.cluster = ClusterWatch(pipeline.settings, timeout=2)
+        self.brokers_total = 0  # the most brokers the cluster has listed
+        self.health: ClusterHealth | None = None
+        self.failure: InfraError | None = None
+
+    def watch(self, stop: threading.Event) -> None:
+        """refresh() about twice a second until `stop`, in a thread of its own: a look that waits on
+        a broker just killed (up to its timeouts) must not freeze the display."""
+        while not stop.is_set():
+            try:
+                self.refresh()
+            except InfraError as exc:
+                self.failure = exc
+                return
+            stop.wait(0.5)
 
     def refresh(self) -> None:
         from notifier.record import read_delivered
 
+        try:  # first: the lag below may wait on a broker just killed
+            self.health = self.cluster.health()
+            self.brokers_total = max(self.brokers_total, len(self.health.brokers))
+        except KafkaException:
+            self.health = None  # not answering at this moment
         self.metrics = self.pipeline.worker_metrics() or self.metrics
         self.lag = self.pipeline.lags()[0]
         self.delivered = read_delivered(self.pipeline.settings)
@@ -103,6 +132,9 @@ class Progress:
         table.add_row("events sent", f"{self.sent:,} / {self.total:,}  ({self.rates['sent']:,.0f}/s)")
         table.add_row("events processed", f"{m.get('consumed', 0):,}  ({self.rates['processed']:,.0f}/s)")
         table.add_row("consumer lag", f"{self.lag:,}")
+        h = self.health
+        table.add_row("Kafka brokers up", f"{len(h.brokers)} / {self.brokers_total}  (under-replicated partitions "
+                      f"{h.under_replicated})" if h else f"? / {self.brokers_total}")
         table.add_row("users over the limit today",
                       str(sum(n.local_date == today for n in self.delivered)) + (f"  ({today})" if today else ""))
         table.add_row("notifications delivered", str(len(self.delivered)))
@@ -119,6 +151,11 @@ def demo(
     duration: Annotated[float, typer.Option(min=1, help="Real seconds the scenario's simulated days take")] = 60,
     speed: Annotated[float | None, typer.Option(min=0, help="Simulated seconds per real second (overrides --duration)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Stream worker processes")] = 1,
+    brokers: Annotated[int | None, typer.Option(min=1, max=9, help="Kafka brokers of the local infra it starts "
+                                                "(default 1)")] = None,
+    kill_broker_at: Annotated[float | None, typer.Option(min=0, help="kill -9 a Kafka broker (the busiest leader) "
+                                                         "SECONDS into the run and start it again 20 s later; "
+                                                         "needs --brokers 3")] = None,
     notifiers: Annotated[int, typer.Option(min=1, help="Notifier processes, each with a home of its own (as on "
                                                        "several machines), sharing one record")] = 1,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
@@ -128,15 +165,19 @@ def demo(
     from producer_sim.oracle import expected_outcome
     from producer_sim.publisher import Publisher, publish_limits
     from producer_sim.scenario import load_scenario
-    from producer_sim.simulation import EXPECTED_ALERTS, write_outputs
+    from producer_sim.simulation import write_outputs
 
+    if kill_broker_at is not None and (brokers or 0) < 3:
+        raise InfraError("--kill-broker-at needs a local cluster that survives losing a broker: --brokers 3")
     plan = generate(load_scenario(scenario), seed, users=users)  # a bad scenario fails before anything starts
     base = settings()
     started_infra = _needs_local_infra(base)
     pipeline: Pipeline | None = None
+    kill: BrokerKill | None = None
     interrupted = False
+    clean = False
     try:
-        s = _run_settings(_connect(base, started_infra))
+        s = _run_settings(_connect(base, started_infra, brokers))
         (s.home / "logs").mkdir(parents=True, exist_ok=True)
         # this process's own Kafka clients (lag, simulator) log beside the services, not into the display
         logging.basicConfig(filename=s.home / "logs" / "demo.log", level=logging.INFO,
@@ -161,16 +202,28 @@ def demo(
         sender = threading.Thread(target=lambda: outcome.update(result=publisher.run()), daemon=True)
         console.print(f"run [bold]{s.app_id}[/]: scenario {plan.scenario.name} (seed {seed}), "
                       f"{len(plan.records):,} events over {span / 86400:.1f} simulated days, logs in {s.home / 'logs'}")
+        if kill_broker_at is not None:
+            kill = BrokerKill(base, s, kill_broker_at, announce=lambda m: console.print(m, style="bold yellow"))
         with Live(progress.render(), console=console, refresh_per_second=4) as live:
             sender.start()
+            if kill:
+                kill.thread.start()
+            looking = threading.Event()
+            watcher = threading.Thread(target=progress.watch, args=(looking,), daemon=True)
+            watcher.start()
             while sender.is_alive() or progress.lag:
                 pipeline.check_running()  # a crashed worker would leave a lag that never drains
+                if progress.failure:
+                    raise progress.failure
                 sent = progress.sent
                 progress.clock = plan.records[min(sent, len(plan.records)) - 1].at if sent else None
-                progress.refresh()
                 live.update(progress.render())
-                time.sleep(0.5)
+                time.sleep(0.25)
+            looking.set()
+            watcher.join()
             pipeline.wait_drained(timeout=120)
+            if kill:
+                kill.wait()
             progress.refresh()
             live.update(progress.render())
         console.print()
@@ -178,11 +231,13 @@ def demo(
             raise InfraError("the simulator stopped before sending everything (see above)")
         result = expected_outcome(outcome["result"].sent, s, datetime.now(UTC), plan.overrides)
         write_outputs(s.home, outcome["result"].sent, result)
-        _report(s, pipeline, dashboard)
+        clean = _report(s, pipeline, dashboard)
     except KeyboardInterrupt:
         interrupted = True
         console.print("[yellow]interrupted: stopping everything[/]")
     finally:
+        if kill:
+            kill.wait()  # a killed broker is running again before anything is stopped
         if keep_running and not interrupted and pipeline:
             _left_running(base, pipeline)
         else:
@@ -192,7 +247,7 @@ def demo(
                 local.down(base)
     if interrupted:
         raise typer.Exit(130)
-    clean = verify(read_expected(s.home / EXPECTED_ALERTS), _delivered(s)).clean
+    # decided before anything stops: the delivered alerts are read from Redis
     raise typer.Exit(0 if clean else 1)
 
 
@@ -206,7 +261,8 @@ def _left_running(base: Settings, pipeline: Pipeline) -> None:
     for svc in services:
         table.add_row(svc["name"], str(svc["pid"]), svc["address"])
     if not base.kafka_bootstrap_servers and state.kafka_running:  # the local infra, not one of the user's own
-        table.add_row("kafka", str(state.kafka_pid), state.kafka_bootstrap)
+        for pid, address in zip(state.kafka_pids, (state.kafka_bootstrap or "").split(",")):
+            table.add_row("kafka", str(pid), address)
     if not base.redis_url and state.redis_running:
         table.add_row("redis", str(state.redis_pid), state.redis_url)
     console.print(table)
@@ -218,7 +274,8 @@ def _delivered(s: Settings) -> list:
     return read_delivered(s)
 
 
-def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
+def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> bool:
+    """Show the latest notifications and the verification; True when it is clean."""
     from producer_sim.simulation import EXPECTED_ALERTS
 
     delivered = _delivered(s)
@@ -235,3 +292,4 @@ def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> None:
     paths.add_row("dashboard", dashboard)
     paths.add_row("again", f"PAYLIMIT_HOME={s.home} paylimit verify --expected {s.home / EXPECTED_ALERTS}")
     console.print(Group(paths))
+    return result.clean

@@ -1,20 +1,27 @@
-"""`paylimit infra up | down | status | env`: the local Kafka broker and Redis server."""
+"""`paylimit infra up | down | status | env | stop-broker | start-broker`: the local Kafka brokers
+and Redis server."""
 
 from __future__ import annotations
 
 import shlex
+from typing import Annotated
 
 import typer
+from confluent_kafka import KafkaException
 from rich.table import Table
 
 from paylimit.cli.common import console, settings
+from paylimit.kafka import ClusterWatch
 from paylimit.runtime import local
+from paylimit.runtime.kafka_broker import active_controller
 
-app = typer.Typer(help="The local real Kafka broker (KRaft) and Redis server, without Docker.", no_args_is_help=True)
+app = typer.Typer(help="The local real Kafka broker(s) (KRaft) and Redis server, without Docker.", no_args_is_help=True)
 
 
 @app.command()
-def up() -> None:
+def up(brokers: Annotated[int | None, typer.Option(min=1, max=9, help="Kafka brokers, each also a controller "
+                                                   "(3: a cluster that survives losing one); default: as many as "
+                                                   "ran last, 1 the first time")] = None) -> None:
     """Start Kafka and Redis (harmless if they already run) and wait until both answer."""
     s = settings()
     with console.status("Starting Kafka and Redis…") as status:
@@ -23,8 +30,9 @@ def up() -> None:
             console.print(f"[cyan]{msg}[/]")
             status.update(msg)
 
-        state = local.up(s, announce=announce)
-    console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {state.kafka_pid})")
+        state = local.up(s, announce=announce, brokers=brokers)
+    pids = ", ".join(str(pid) for pid in state.kafka_pids)
+    console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {pids})")
     console.print(f"Redis  [green]{state.redis_url}[/]  (pid {state.redis_pid})")
 
 
@@ -40,14 +48,43 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Say what runs."""
-    state = local.read_state(settings())
+    """Say what runs: each broker (and the active controller), Redis, and the under-replicated partitions."""
+    s = settings()
+    state = local.read_state(s)
+    nodes = local.nodes(s)
+    controller = active_controller(nodes) if state.brokers > 1 and state.kafka_running else None
     table = Table("service", "state", "address", "pid")
-    table.add_row("kafka", _word(state.kafka_running), state.kafka_bootstrap or "-", str(state.kafka_pid or "-"))
+    for node in nodes:
+        word = _word(state.broker_running(node.id)) + ("  (active controller)" if node.id == controller else "")
+        table.add_row("kafka" if state.brokers == 1 else f"kafka-{node.id}", word, node.address,
+                      str(state.kafka_pids[node.id - 1] or "-"))
+    if not nodes:
+        table.add_row("kafka", _word(False), "-", "-")
     table.add_row("redis", _word(state.redis_running), state.redis_url or "-", str(state.redis_pid or "-"))
     for svc in local.running_services(state):  # left by `paylimit demo --keep-running`
         table.add_row(svc["name"], _word(True), svc["address"], str(svc["pid"]))
     console.print(table)
+    if state.kafka_running:
+        try:
+            health = ClusterWatch(s.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap})).health()
+            console.print(f"brokers in the cluster: {len(health.brokers)} of {state.brokers}; under-replicated "
+                          f"partitions: {health.under_replicated}; without a leader: {health.offline}")
+        except KafkaException as exc:
+            console.print(f"the cluster did not answer: {exc.args[0].str()}")
+
+
+@app.command("stop-broker")
+def stop_broker(node_id: Annotated[int, typer.Argument(metavar="ID", help="Broker (node) id, 1..N")]) -> None:
+    """kill -9 one local Kafka broker: no controlled shutdown, its port refuses connections."""
+    local.stop_broker(settings(), node_id)
+    console.print(f"Kafka broker {node_id} killed.")
+
+
+@app.command("start-broker")
+def start_broker(node_id: Annotated[int, typer.Argument(metavar="ID", help="Broker (node) id, 1..N")]) -> None:
+    """Start a stopped local Kafka broker again (same data and ports) and wait until it answers."""
+    local.start_broker(settings(), node_id)
+    console.print(f"Kafka broker {node_id} running.")
 
 
 @app.command()

@@ -16,7 +16,7 @@ def worker() -> None:
     s = connected_settings()
     if s.web_port == 0:
         s = s.model_copy(update={"web_port": free_port()})
-    ensure_topics(s)
+    s = ensure_topics(s)  # the replication decided, for the changelog faust creates
     s.home.mkdir(parents=True, exist_ok=True)
     app = build_app(s)
     # one plain line, never wrapped: scripts read the port from it

@@ -1,21 +1,26 @@
-"""A real Apache Kafka broker (KRaft, one node as broker and controller) from the official jars.
+"""Real Apache Kafka brokers (KRaft, each node broker and controller) from the official jars.
 
 The jars of `org.apache.kafka:kafka_2.13` and `kafka-tools` (the command-line tools' classes, for
 the Docker stand-in's `kafka-topics.sh`) and their runtime dependencies, plus a log4j2 binding,
 are resolved once with Maven into `~/.cache/paylimit/kafka-<version>/libs`; storage is formatted
-with Kafka's own StorageTool and the broker is started with `kafka.Kafka`.
+with Kafka's own StorageTool and each node is started with `kafka.Kafka`. One node is a
+single-voter dynamic quorum (`--standalone`); a cluster of N nodes has a static quorum of N voters
+(`controller.quorum.voters`), each node with its own directory, client port and controller port.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from paylimit.errors import InfraError
+from paylimit.kafka import with_replication
 from paylimit.runtime import processes
 from paylimit.settings import Settings
 
@@ -54,8 +59,8 @@ logger.started.level = INFO
 """
 
 PROPERTIES = """process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+node.id={node_id}
+{quorum}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
@@ -63,12 +68,15 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
 num.partitions={partitions}
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={rf}
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={rf}
+transaction.state.log.min.isr={isr}
 transaction.state.log.num.partitions=6
-share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor={rf}
+share.coordinator.state.topic.min.isr={isr}
+default.replication.factor={rf}
+min.insync.replicas={isr}
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 auto.create.topics.enable=true
@@ -123,32 +131,101 @@ def java_argv(settings: Settings, main: str, *args: str, log4j: Path | None = No
     return [*argv, "-cp", f"{libs_dir(settings)}/*", main, *args]
 
 
-def prepare(settings: Settings, root: Path) -> tuple[Path, int]:
-    """Write the config and format storage on first use; returns (properties file, client port)."""
-    root.mkdir(parents=True, exist_ok=True)
-    props = root / "server.properties"
-    (root / "log4j2.properties").write_text(LOG4J2)
-    if props.exists():
-        port = int(next(ln for ln in props.read_text().splitlines() if ln.startswith("advertised.listeners")).rsplit(":", 1)[1])
-        return props, port
-    port, controller_port = processes.free_port(), processes.free_port()
-    data = root / "data"
-    props.write_text(PROPERTIES.format(port=port, controller_port=controller_port, data=data, partitions=settings.partitions))
-    proc = subprocess.run(
-        java_argv(settings, "kafka.tools.StorageTool", "format", "--standalone", "-t", uuid.uuid4().hex[:22],
-                  "-c", str(props), log4j=root / "log4j2.properties"),
-        capture_output=True, text=True,
-    )
-    if proc.returncode != 0:
-        props.unlink()
-        raise InfraError(f"Kafka storage format failed: {(proc.stdout + proc.stderr).strip().splitlines()[-1:]}")
-    return props, port
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node of the local cluster: its directory (config, data, log) and ports."""
+
+    id: int
+    root: Path
+    port: int
+    controller_port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "broker.log"
 
 
-def start(settings: Settings, root: Path) -> tuple[int, str]:
-    """Start the broker process; returns (pid, bootstrap address). The caller waits for it."""
-    props, port = prepare(settings, root)
-    if not processes.port_is_free(port):
-        raise InfraError(f"port {port} of the local Kafka broker is taken by another process")
-    pid = processes.spawn(java_argv(settings, "kafka.Kafka", str(props), log4j=root / "log4j2.properties"), root / "broker.log")
-    return pid, f"127.0.0.1:{port}"
+def node_dirs(root: Path, brokers: int) -> list[Path]:
+    """A directory per node. Each cluster size has its own: a single node's metadata (a quorum of
+    one) cannot join a quorum of three. One broker keeps the layout it always had."""
+    if brokers == 1:
+        return [root / "kafka"]
+    return [root / f"kafka-{brokers}" / f"broker-{i}" for i in range(1, brokers + 1)]
+
+
+def prepare(settings: Settings, root: Path, brokers: int = 1) -> list[Node]:
+    """Write the configs and format storage on first use; the nodes of a cluster of `brokers`."""
+    dirs = node_dirs(root, brokers)
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "log4j2.properties").write_text(LOG4J2)
+    if configured := read_nodes(root, brokers):
+        return configured
+    nodes = [Node(i, d, processes.free_port(), processes.free_port()) for i, d in enumerate(dirs, start=1)]
+    if brokers == 1:
+        quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{nodes[0].controller_port}"
+        format_args = ["--standalone"]
+    else:
+        voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in nodes)
+        quorum, format_args = f"controller.quorum.voters={voters}", []
+    replication = with_replication(settings, brokers)
+    cluster_id = uuid.uuid4().hex[:22]
+    formats = []
+    for n in nodes:
+        props = n.root / "server.properties"
+        props.write_text(PROPERTIES.format(node_id=n.id, quorum=quorum, port=n.port, controller_port=n.controller_port,
+                                           data=n.root / "data", partitions=settings.partitions,
+                                           rf=replication.replication_factor, isr=replication.min_insync_replicas))
+        # the nodes format at once: a JVM start each, on shared cores
+        formats.append(subprocess.Popen(
+            java_argv(settings, "kafka.tools.StorageTool", "format", *format_args, "-t", cluster_id, "-c", str(props),
+                      log4j=n.root / "log4j2.properties"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [(proc.communicate()[0], proc.returncode) for proc in formats]
+    failed = [out for out, code in outputs if code != 0]
+    if failed:
+        for n in nodes:
+            (n.root / "server.properties").unlink()
+        raise InfraError(f"Kafka storage format failed: {failed[0].strip().splitlines()[-1:]}")
+    return nodes
+
+
+def read_nodes(root: Path, brokers: int) -> list[Node]:
+    """The nodes of a cluster of `brokers` as configured by `prepare`; [] if it never was."""
+    dirs = node_dirs(root, brokers)
+    return [_read_node(d) for d in dirs] if all((d / "server.properties").exists() for d in dirs) else []
+
+
+def _read_node(root: Path) -> Node:
+    props = dict(ln.split("=", 1) for ln in (root / "server.properties").read_text().splitlines() if "=" in ln)
+    ports = {name: int(addr.rsplit(":", 1)[1]) for name, addr in
+             (listener.split("://") for listener in props["listeners"].split(","))}
+    return Node(int(props["node.id"]), root, ports["PLAINTEXT"], ports["CONTROLLER"])
+
+
+def start(settings: Settings, node: Node) -> int:
+    """Start one node's process; returns its pid. The caller waits for it."""
+    if not processes.port_is_free(node.port):
+        raise InfraError(f"port {node.port} of the local Kafka broker {node.id} is taken by another process")
+    return processes.spawn(java_argv(settings, "kafka.Kafka", str(node.root / "server.properties"),
+                                     log4j=node.root / "log4j2.properties"), node.log)
+
+
+def active_controller(nodes: list[Node]) -> int | None:
+    """The node id of the quorum's leader (the active controller), from the election state the nodes
+    keep on disk (`quorum-state`: the leader each last knew, with its epoch); the highest epoch wins.
+    None before the first election."""
+    best: tuple[int, int] | None = None
+    for n in nodes:
+        try:
+            state = json.loads((n.root / "data" / "__cluster_metadata-0" / "quorum-state").read_text())
+        except (OSError, ValueError):
+            continue
+        leader, epoch = state.get("leaderId", -1), state.get("leaderEpoch", -1)
+        if leader >= 0 and (best is None or epoch > best[1]):
+            best = (leader, epoch)
+    return best[0] if best else None

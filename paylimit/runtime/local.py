@@ -1,4 +1,4 @@
-"""`paylimit infra up/down/status`: the local Kafka broker and Redis server, and finding them again."""
+"""`paylimit infra up/down/status`: the local Kafka brokers and Redis server, and finding them again."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import redis
+from confluent_kafka import KafkaException
 from pydantic import SecretStr
 
 from paylimit.errors import InfraError
-from paylimit.kafka import ensure_topics, wait_for_broker
+from paylimit.kafka import ClusterWatch, ensure_topics, wait_for_broker, with_replication
 from paylimit.runtime import kafka_broker, processes, redis_server
 from paylimit.settings import Settings
 
 
 @dataclass
 class InfraState:
-    kafka_pid: int | None = None
-    kafka_bootstrap: str | None = None
+    kafka_pids: list[int | None] = field(default_factory=list)  # node id i is kafka_pids[i - 1]
+    kafka_bootstrap: str | None = None  # every node's address, in node order
     redis_pid: int | None = None
     redis_url: str | None = None
     #: services left running (`paylimit demo --keep-running`), stopped by `down`: each a dict of
@@ -28,8 +29,16 @@ class InfraState:
     services: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def brokers(self) -> int:
+        return len(self.kafka_pids)
+
+    @property
     def kafka_running(self) -> bool:
-        return processes.alive(self.kafka_pid)
+        """At least one node runs (a cluster serves with one of three down)."""
+        return any(processes.alive(pid) for pid in self.kafka_pids)
+
+    def broker_running(self, node_id: int) -> bool:
+        return processes.alive(self.kafka_pids[node_id - 1])
 
     @property
     def redis_running(self) -> bool:
@@ -48,7 +57,10 @@ def read_state(settings: Settings) -> InfraState:
     path = _state_file(settings)
     if not path.exists():
         return InfraState()
-    return InfraState(**json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    if "kafka_pid" in data:  # written by a paylimit of one broker only
+        data["kafka_pids"] = [data.pop("kafka_pid")]
+    return InfraState(**data)
 
 
 def _write_state(settings: Settings, state: InfraState) -> None:
@@ -57,29 +69,88 @@ def _write_state(settings: Settings, state: InfraState) -> None:
     path.write_text(json.dumps(asdict(state)))
 
 
-def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None) -> InfraState:
-    """Start what is not running yet and wait until Kafka creates topics and Redis answers PING."""
+def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None, brokers: int | None = None) -> InfraState:
+    """Start what is not running yet and wait until Kafka creates topics and Redis answers PING.
+
+    `brokers`: the size of the Kafka cluster (default: the one that ran last, else 1); a running
+    cluster of another size is an error."""
     root = infra_root(settings)
     state = read_state(settings)
+    n = brokers or state.brokers or 1
+    if state.kafka_running and n != state.brokers:
+        raise InfraError(f"a local Kafka of {state.brokers} broker(s) is running: `paylimit infra down` first, "
+                         f"then `paylimit infra up --brokers {n}`")
     if not state.kafka_running:
         kafka_broker.require_tools()  # before starting Redis: a failed `up` leaves nothing half-started
     if not state.redis_running:
         port = int(state.redis_url.rsplit(":", 1)[1].split("/")[0]) if state.redis_url else None
         state.redis_pid, state.redis_url = redis_server.start(root / "redis", port)
         _write_state(settings, state)
-    if not state.kafka_running:
+    if n != state.brokers:
+        state.kafka_pids = [None] * n
+    if not all(state.broker_running(i) for i in range(1, n + 1)):
         kafka_broker.ensure_jars(settings, announce)
-        announce("Starting the Kafka broker (KRaft)")
-        state.kafka_pid, state.kafka_bootstrap = kafka_broker.start(settings, root / "kafka")
+        nodes = kafka_broker.prepare(settings, root, n)
+        announce("Starting the Kafka broker (KRaft)" if n == 1 else f"Starting {n} Kafka brokers (KRaft)")
+        for node in nodes:
+            if not state.broker_running(node.id):
+                state.kafka_pids[node.id - 1] = kafka_broker.start(settings, node)
+                _write_state(settings, state)
+        state.kafka_bootstrap = ",".join(node.address for node in nodes)
         _write_state(settings, state)
     _wait_redis(state, root)
     local = settings.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap})
     try:
-        wait_for_broker(local, timeout=90)
-        ensure_topics(local)
+        wait_for_broker(local, timeout=90, brokers=n)
+        ensure_topics(with_replication(local, n))
     except InfraError as exc:
-        log = root / "kafka" / "broker.log"
+        log = kafka_broker.node_dirs(root, n)[0] / "broker.log"
         raise InfraError(f"{exc}; tail of {log}:\n{processes.tail(log)}") from None
+    return state
+
+
+def nodes(settings: Settings) -> list[kafka_broker.Node]:
+    """The nodes of the local cluster that ran last (configured; running or not)."""
+    return kafka_broker.read_nodes(infra_root(settings), read_state(settings).brokers)
+
+
+def stop_broker(settings: Settings, node_id: int) -> None:
+    """kill -9 one node of the local cluster: no controlled shutdown, its port refuses connections."""
+    state = _node_state(settings, node_id)
+    pid = state.kafka_pids[node_id - 1]
+    if processes.alive(pid):
+        assert pid is not None
+        processes.kill9(pid)
+    state.kafka_pids[node_id - 1] = None
+    _write_state(settings, state)
+
+
+def start_broker(settings: Settings, node_id: int, timeout: float = 90) -> None:
+    """Start one stopped node again (same directory and ports) and wait until the cluster lists it."""
+    state = _node_state(settings, node_id)
+    if state.broker_running(node_id):
+        return
+    node = kafka_broker.prepare(settings, infra_root(settings), state.brokers)[node_id - 1]
+    state.kafka_pids[node_id - 1] = kafka_broker.start(settings, node)
+    _write_state(settings, state)
+    watch = ClusterWatch(settings.model_copy(update={"kafka_bootstrap_servers": node.address}), timeout=2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and state.broker_running(node_id):
+        try:
+            if node_id in watch.health().brokers:
+                return
+        except KafkaException:
+            pass  # not answering yet
+        time.sleep(0.3)
+    raise InfraError(f"Kafka broker {node_id} did not rejoin within {timeout:.0f}s; tail of {node.log}:\n"
+                     f"{processes.tail(node.log)}")
+
+
+def _node_state(settings: Settings, node_id: int) -> InfraState:
+    state = read_state(settings)
+    if not 1 <= node_id <= state.brokers:
+        raise InfraError(f"no local Kafka broker {node_id}: the local cluster has "
+                         f"{state.brokers} (`paylimit infra up --brokers N`)")
     return state
 
 
@@ -117,9 +188,9 @@ def down(settings: Settings) -> InfraState:
     next `up`). The services go first, while Kafka still takes their last writes."""
     state = read_state(settings)
     processes.stop_all([svc["pid"] for svc in running_services(state)], timeout=20)
-    processes.stop(state.kafka_pid)
-    processes.stop(state.redis_pid)
-    state.kafka_pid = state.redis_pid = None
+    processes.stop_all([*state.kafka_pids, state.redis_pid])
+    state.kafka_pids = [None] * state.brokers
+    state.redis_pid = None
     state.services = []
     if _state_file(settings).exists():
         _write_state(settings, state)
@@ -127,7 +198,7 @@ def down(settings: Settings) -> InfraState:
 
 
 def stop_kafka(settings: Settings) -> None:
-    processes.stop(read_state(settings).kafka_pid)
+    processes.stop_all(read_state(settings).kafka_pids)
 
 
 def stop_redis(settings: Settings) -> None:
@@ -148,4 +219,6 @@ def resolve(settings: Settings) -> Settings:
         if not state.redis_running:
             raise InfraError("no Redis: run `paylimit infra up` or set PAYLIMIT_REDIS_URL")
         update["redis_url"] = SecretStr(state.redis_url or "")
-    return settings.model_copy(update=update)
+    resolved = settings.model_copy(update=update)
+    # the local cluster's size, not the brokers up at this moment, decides the replication
+    return with_replication(resolved, state.brokers) if "kafka_bootstrap_servers" in update else resolved

@@ -67,7 +67,8 @@ def stop(pid: int | None, timeout: float = 30.0) -> None:
 
 def stop_all(pids: list[int | None], timeout: float = 30.0) -> None:
     """SIGTERM to every one at once (so they stop side by side), then SIGKILL to those still
-    running after `timeout`; reaps those that are our children."""
+    running after `timeout`; reaps those that are our children. The nodes of a Kafka cluster
+    shut down together (one by one, the last ones would wait for a controller quorum that is gone)."""
     running = [pid for pid in pids if pid and alive(pid)]
     for pid in running:
         _signal(pid, signal.SIGTERM)
@@ -93,11 +94,20 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 
 def kill9(pid: int) -> None:
+    """SIGKILL, and wait until every thread has exited: the main thread of a JVM is a zombie while
+    others still close its files, its listening sockets among them."""
     os.kill(pid, signal.SIGKILL)
-    while alive(pid):
+    while alive(pid) or _threads_exiting(pid):
         _reap(pid)
         time.sleep(0.02)
     _reap(pid)
+
+
+def _threads_exiting(pid: int) -> bool:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:  # gone (or no /proc)
+        return False
 
 
 def _reap(pid: int) -> None:

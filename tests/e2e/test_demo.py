@@ -172,3 +172,24 @@ def test_a_dead_worker_ends_the_demo_with_its_log_instead_of_a_wait(tmp_path: Pa
     assert "no worker is running" in out and "worker-1.log" in out
     assert "Traceback" not in out
     assert processes_of(home) == [] and still_alive(seen) == []
+
+
+def test_demo_on_a_cluster_with_a_broker_killed_midway_verifies_clean(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, output = start_demo(home, "--brokers", "3", "--workers", "3", "--kill-broker-at", "15",
+                              "--duration", "40")
+    seen: Seen = {}
+    try:
+        deadline = time.monotonic() + 500
+        while proc.poll() is None and time.monotonic() < deadline:
+            started_by(proc, seen)
+            time.sleep(0.5)
+    finally:
+        kill_if_running(proc, seen)
+    out = output.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    assert sum("kafka.Kafka" in cmdline for _, cmdline in seen.values()) >= 4  # three, and one started again
+    assert "killed (kill -9)" in out and "started again and back in the cluster" in out
+    assert "Kafka brokers up" in out and "3 / 3" in out
+    assert "verification: delivered vs expected" in out and "NOT clean" not in out and "\nclean" in out
+    assert processes_of(home) == [] and still_alive(seen) == []

@@ -36,7 +36,7 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
     results = tmp_path / "results"
     env = {"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS": services[0], "PAYLIMIT_REDIS_URL": services[1],
            "PAYLIMIT_HOME": str(tmp_path / "home")}
-    args = ["--quick", "--records", "3000", "--users", "300", "--rates", "200", "--duration", "3",
+    args = ["--quick", "--records", "3000", "--users", "300", "--rates", "200", "--duration", "3", "--cluster",
             "--results-dir", str(results)]
     outcome = CliRunner().invoke(cli, args, env=env)
     assert outcome.exit_code == 0, outcome.output
@@ -47,9 +47,11 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
         assert result["machine"][key]
     _number(result, "ceiling", "events_per_s")
     _number(result, "ceiling", "steady_events_per_s")
-    for workers in ("workers_1", "workers_2"):
+    for workers in ("workers_1", "workers_2", "workers_3"):
         for figure in ("events_per_s", "steady_events_per_s", "ratio", "steady_ratio"):
             _number(result, "catchup", workers, figure)
+            _number(result, "cluster", workers, figure)  # the same on a local cluster of three brokers
+    _number(result, "cluster", "ceiling", "steady_events_per_s")
     for figure in ("events_per_s", "steady_events_per_s", "ratio"):
         _number(result, "quix_peer", figure)
     [sustained] = result["sustained"]

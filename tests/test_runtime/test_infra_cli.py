@@ -135,3 +135,81 @@ def test_up_without_redis_server_is_a_one_line_error(home: Path, tmp_path: Path)
     line = one_line_error(paylimit(home, "infra", "up", path=str(bin_dir), timeout=60))
     assert "redis-server is not installed" in line
     assert processes_of(home) == []
+
+
+def _port_refuses(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((host, int(port))) != 0
+
+
+def _row(status: str, service: str) -> list[str]:
+    """The cells of the status table's row of `service`."""
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in status.splitlines() if ln.startswith("│")]
+    return next(r for r in rows if r[0] == service)
+
+
+def _under_replicated(home: Path) -> int:
+    text = " ".join(paylimit(home, "infra", "status").stdout.split())
+    return int(text.split("under-replicated partitions: ")[1].split(";")[0])
+
+
+def test_a_cluster_of_three_up_stop_one_start_it_down(home: Path) -> None:
+    import time
+
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import ConfigResource
+
+    up = paylimit(home, "infra", "up", "--brokers", "3", timeout=240)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert len(processes_of(home)) == 4  # three Kafka nodes and Redis
+
+    bootstrap = paylimit(home, "infra", "env").stdout.splitlines()[0].split("=", 1)[1]
+    addresses = bootstrap.split(",")
+    assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    assert sorted(admin.list_topics(timeout=15).brokers) == [1, 2, 3]
+
+    # paylimit's topics: three replicas, two in sync required; the offsets topic replicated too
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "cluster-test"})
+    consumer.subscribe(["payments.transactions"])
+    consumer.poll(5)
+    consumer.close()
+    md = admin.list_topics(timeout=15)
+    for topic in ("payments.transactions", "payments.alerts", "__consumer_offsets"):
+        assert {len(p.replicas) for p in md.topics[topic].partitions.values()} == {3}, topic
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "payments.transactions")
+    configs = admin.describe_configs([resource])[resource].result()
+    assert configs["min.insync.replicas"].value == "2"
+
+    status = paylimit(home, "infra", "status").stdout
+    assert [_row(status, f"kafka-{node}")[1].split()[0] for node in (1, 2, 3)] == ["running"] * 3, status
+    assert status.count("active controller") == 1
+    assert _under_replicated(home) == 0
+
+    # a stop is a kill: the process is gone and its port refuses connections at once
+    before = {p.pid for p in processes_of(home)}
+    assert paylimit(home, "infra", "stop-broker", "2").returncode == 0
+    assert len(before - {p.pid for p in processes_of(home)}) == 1
+    assert _port_refuses(addresses[1])
+    status = paylimit(home, "infra", "status").stdout
+    assert _row(status, "kafka-2")[1].split()[0] == "stopped", status
+    deadline = time.monotonic() + 90  # until the controller fences it (broker session timeout)
+    while _under_replicated(home) == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _under_replicated(home) > 0
+    assert sorted(admin.list_topics(timeout=15).brokers) == [1, 3]
+
+    start = paylimit(home, "infra", "start-broker", "2", timeout=150)
+    assert start.returncode == 0, start.stdout + start.stderr
+    assert sorted(admin.list_topics(timeout=15).brokers) == [1, 2, 3]
+    deadline = time.monotonic() + 90  # it catches up and is back in every in-sync set
+    while _under_replicated(home) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _under_replicated(home) == 0
+
+    # another size while this one runs: a one-line error; down stops all four
+    assert "infra down" in one_line_error(paylimit(home, "infra", "up", "--brokers", "1", timeout=60))
+    assert paylimit(home, "infra", "down", timeout=90).returncode == 0
+    assert processes_of(home) == []
