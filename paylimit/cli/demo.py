@@ -156,8 +156,9 @@ def demo(
     kill_broker_at: Annotated[float | None, typer.Option(min=0, help="kill -9 a Kafka broker (the busiest leader) "
                                                          "SECONDS into the run and start it again 20 s later; "
                                                          "needs --brokers 3")] = None,
-    notifiers: Annotated[int, typer.Option(min=1, help="Notifier processes, each with a home of its own (as on "
-                                                       "several machines), sharing one record")] = 1,
+    notifiers: Annotated[int | None, typer.Option(min=1, help="Notifier processes, each with a home of its own (as "
+                                                              "on several machines), sharing one record; default 1, "
+                                                              "2 on a cluster (--brokers 2 or more)")] = None,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
@@ -186,7 +187,7 @@ def demo(
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
         pipeline.start(workers)
-        for _ in range(notifiers - 1):
+        for _ in range((notifiers or (2 if (brokers or 1) > 1 else 1)) - 1):
             pipeline.add_notifier()
         dashboard = pipeline.start_dashboard()
         console.print(f"dashboard: [bold]{dashboard}[/] (live while the demo runs)")
