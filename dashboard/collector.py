@@ -78,6 +78,7 @@ class Collector:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self.active.stop)
+        await asyncio.get_running_loop().run_in_executor(None, self.probe.stop)
         await self.workers.stop()
         await self.feed.stop()
 

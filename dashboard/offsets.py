@@ -1,8 +1,11 @@
 """Kafka, as the dashboard sees it: end offsets (events in), consumer lag, and which users are active.
 
 Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
-offsets and the lag of both consumer groups in batched requests (what `paylimit.kafka.LagReader`
-computes, without a consumer per group). `ActiveUsers` reads the transactions topic from
+end offsets in batched requests; the committed offsets of each consumer group come from a consumer
+of that group that never joins it (`committed()`, what `paylimit.kafka.LagReader` reads). Not the
+AdminClient's list_consumer_group_offsets: when the group's coordinator is not ready yet (a fresh
+broker still creating `__consumer_offsets`) its NOT_COORDINATOR answer makes librdkafka (up to
+2.16 at least) dereference the group handle an AdminClient does not have: a segfault in rdk:main. `ActiveUsers` reads the transactions topic from
 the records produced in the last 48 hours (Kafka's produce timestamps, so a replayed
 scenario of past days is included) and notes, per succeeded
 transaction, the user and its local date, so the dashboard knows whose usage to ask the worker
@@ -21,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from paylimit.settings import Settings
@@ -43,9 +46,21 @@ class KafkaProbe:
         self.settings = settings
         self.timeout = timeout
         self.admin: AdminClient | None = None
+        self.groups: dict[str, Consumer] = {}
+        # one look at a time: a look the collector gave up on (its timeout) may still run in its thread
+        self.lock = threading.Lock()
 
     def start(self) -> None:
         self.admin = AdminClient(self.settings.kafka_client_config(log_level=0))
+        self.groups = {group: Consumer(self.settings.kafka_client_config(**{
+            "group.id": group, "enable.auto.commit": False, "log_level": 0}))
+            for group in (self.settings.app_id, self.settings.notifier_group_id)}
+
+    def stop(self) -> None:
+        with self.lock:
+            for consumer in self.groups.values():
+                consumer.close()
+            self.groups = {}
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
         assert self.admin is not None
@@ -60,14 +75,15 @@ class KafkaProbe:
         return {tp.partition: fut.result().offset for tp, fut in futures.items()}
 
     def _lag(self, group: str, tps: list[TopicPartition], ends: dict[int, int]) -> int:
-        assert self.admin is not None
-        req = [ConsumerGroupTopicPartitions(group, tps)]
-        fut = self.admin.list_consumer_group_offsets(req, request_timeout=self.timeout)[group]
-        committed = {tp.partition: tp.offset for tp in fut.result().topic_partitions}
+        committed = {tp.partition: tp.offset for tp in self.groups[group].committed(tps, timeout=self.timeout)}
         # no commit yet: the group starts from the earliest offset, so everything is lag
         return sum(end - max(committed.get(p, -1), 0) for p, end in ends.items())
 
     def offsets(self) -> Offsets:
+        with self.lock:
+            return self._offsets()
+
+    def _offsets(self) -> Offsets:
         s = self.settings
         tx = self._partitions(s.topic_transactions)
         tx_ends = self._ends(tx)
