@@ -83,19 +83,27 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
-    """Create paylimit's topics if missing; each admin future is checked on its own."""
+def ensure_topics(settings: Settings, timeout: float = 30.0, extra: Iterable[NewTopic] = ()) -> None:
+    """Create paylimit's topics (and `extra`) if missing, each admin future checked on its own, and
+    wait until every partition of each has a leader: a client that starts next sees them all."""
     admin = AdminClient(settings.kafka_client_config())
+    specs = {t.topic: t for t in [*topic_specs(settings), *extra]}
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [t for t in topic_specs(settings) if t.topic not in existing]
-    if not wanted:
-        return
-    for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
-        try:
-            fut.result()
-        except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-                raise InfraError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    wanted = [t for name, t in specs.items() if name not in existing]
+    if wanted:
+        for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise InfraError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    deadline = time.monotonic() + timeout
+    while missing := [name for name, md in ((n, admin.list_topics(n, timeout=timeout).topics.get(n)) for n in specs)
+                      if md is None or md.error is not None or not md.partitions
+                      or any(p.leader < 0 for p in md.partitions.values())]:
+        if time.monotonic() > deadline:
+            raise InfraError(f"topics without a leader after {timeout:.0f} s: {', '.join(missing)}")
+        time.sleep(0.2)
 
 
 def wait_for_broker(settings: Settings, timeout: float = 60.0) -> None:

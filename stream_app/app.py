@@ -14,6 +14,8 @@ import logging
 from typing import Any, Sequence, cast
 
 import faust
+from confluent_kafka.admin import NewTopic
+from mode.utils.times import want_seconds
 from faust.types import TP
 from faust.types.tables import GlobalTableT
 
@@ -83,6 +85,24 @@ def limits_table(app: faust.App) -> GlobalTableT:
     # shared by several workers (otherwise recovery can loop).
     return app.GlobalTable("limits", default=None, partitions=1,
                            recovery_buffer_size=1, key_type=bytes, value_type=bytes)
+
+
+def changelog_topics(app: faust.App) -> list[NewTopic]:
+    """The tables' changelog topics as faust declares them (its aiokafka driver's topic config).
+    Created before the worker starts (`paylimit worker`): faust creates them while its consumer
+    joins the group, and a leader whose metadata misses them assigns none of their partitions
+    ("Ignoring missing topic"), so the tables never recover and the worker never becomes ready."""
+    specs = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        flags = ({"compact"} if topic.compacting else set()) | ({"delete"} if topic.deleting else set())
+        config = {"cleanup.policy": ",".join(sorted(flags))} if flags else {}
+        if topic.retention:
+            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        config.update({k: str(v) for k, v in (topic.config or {}).items()})
+        specs.append(NewTopic(topic.get_topic_name(), topic.partitions or app.conf.topic_partitions,
+                              topic.replicas or app.conf.topic_replication_factor, config=config))
+    return specs
 
 
 def build_app(settings: Settings) -> faust.App:
