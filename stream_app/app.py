@@ -32,6 +32,10 @@ from stream_app.views import register_views
 log = logging.getLogger("paylimit.worker")
 
 
+class WorkerNotReady(Exception):
+    """The worker did not become ready within `settings.worker_ready_timeout`."""
+
+
 def _credentials(settings: Settings) -> Any:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
@@ -85,6 +89,17 @@ def limits_table(app: faust.App) -> GlobalTableT:
     # shared by several workers (otherwise recovery can loop).
     return app.GlobalTable("limits", default=None, partitions=1,
                            recovery_buffer_size=1, key_type=bytes, value_type=bytes)
+
+
+def _exit_unless_ready(app: faust.App, group: FaustGroup, timeout: float) -> None:
+    """Never up for good counting nothing: a worker not ready by its deadline crashes faust (exit
+    status 1) for its supervisor to start it again; a health check sees it, but compose restarts
+    only what exits."""
+    if group.ready() or app.should_stop:
+        return
+    log.error("not ready %.0f s after the start (rebalancing: %s, state restored: %s): exiting for the "
+              "supervisor to start the worker again", timeout, app.rebalancing, recovered(app))
+    app.loop.create_task(app.crash(WorkerNotReady(f"not ready within {timeout} s")))
 
 
 def changelog_topics(app: faust.App) -> list[NewTopic]:
@@ -177,4 +192,8 @@ def build_app(settings: Settings) -> faust.App:
         processor.metrics.report_stalls()  # never silent while stalled, whichever wait it is stuck in
 
     register_views(app, settings, days, store_dict(limits), processor.metrics, group.ready)
+    if settings.worker_ready_timeout:
+        # on the loop itself: faust starts the app's tasks and timers only once its tables are
+        # recovered, which is what a stuck worker never gets to
+        app.loop.call_later(settings.worker_ready_timeout, _exit_unless_ready, app, group, settings.worker_ready_timeout)
     return app
