@@ -1,9 +1,12 @@
 """Kafka, as the dashboard sees it: end offsets (events in), consumer lag, and which users are active.
 
 Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
-end offsets in batched requests, a consumer of each group its committed offsets (what
-`paylimit.kafka.LagReader` computes). `ActiveUsers` reads the transactions topic from
-the records produced in the last 48 hours (Kafka's produce timestamps, so a replayed
+end offsets in batched requests; the committed offsets of each consumer group come from a consumer
+of that group that never joins it (`committed()`, what `paylimit.kafka.LagReader` reads). Not the
+AdminClient's list_consumer_group_offsets: when the group's coordinator is not ready yet (a fresh
+broker still creating `__consumer_offsets`) its NOT_COORDINATOR answer makes librdkafka (up to
+2.16 at least) dereference the group handle an AdminClient does not have: a segfault in rdk:main.
+`ActiveUsers` reads the transactions topic from the records produced in the last 48 hours (Kafka's produce timestamps, so a replayed
 scenario of past days is included) and notes, per succeeded
 transaction, the user and its local date, so the dashboard knows whose usage to ask the worker
 for, and on which day. That is a light parse, not the worker's validation: the worker's usage
@@ -20,7 +23,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -44,20 +46,20 @@ class KafkaProbe:
         self.timeout = timeout
         self.admin: AdminClient | None = None
         self.groups: dict[str, Consumer] = {}
+        # one look at a time: a look the collector gave up on (its timeout) may still run in its thread
+        self.lock = threading.Lock()
 
     def start(self) -> None:
-        s = self.settings
-        self.admin = AdminClient(s.kafka_client_config(log_level=0))
-        # committed offsets through a (never subscribed) consumer of each group: the AdminClient's
-        # list_consumer_group_offsets kills the process with SIGSEGV (librdkafka 2.16) when the
-        # group's coordinator is not ready, as on a broker started a moment ago (`paylimit demo`)
-        self.groups = {g: Consumer(s.kafka_client_config(**{"group.id": g, "enable.auto.commit": False}))
-                       for g in (s.app_id, s.notifier_group_id)}
+        self.admin = AdminClient(self.settings.kafka_client_config(log_level=0))
+        self.groups = {group: Consumer(self.settings.kafka_client_config(**{
+            "group.id": group, "enable.auto.commit": False, "log_level": 0}))
+            for group in (self.settings.app_id, self.settings.notifier_group_id)}
 
     def stop(self) -> None:
-        for consumer in self.groups.values():
-            consumer.close()
-        self.groups = {}
+        with self.lock:
+            for consumer in self.groups.values():
+                consumer.close()
+            self.groups = {}
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
         assert self.admin is not None
@@ -77,6 +79,10 @@ class KafkaProbe:
         return sum(end - max(committed.get(p, -1), 0) for p, end in ends.items())
 
     def offsets(self) -> Offsets:
+        with self.lock:
+            return self._offsets()
+
+    def _offsets(self) -> Offsets:
         s = self.settings
         tx = self._partitions(s.topic_transactions)
         tx_ends = self._ends(tx)

@@ -101,10 +101,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0) -> Settings:
-    """Create paylimit's topics if missing; each admin future is checked on its own. Returns the
-    settings with their replication decided (`with_replication`, on the brokers the cluster lists),
-    for what creates topics later (faust's changelog)."""
+def ensure_topics(settings: Settings, timeout: float = 30.0, extra: Iterable[NewTopic] = ()) -> Settings:
+    """Create paylimit's topics (and `extra`) if missing, each admin future checked on its own, and
+    wait until every partition of each has a leader: a client that starts next sees them all.
+    Returns the settings with their replication decided (`with_replication`, on the brokers the
+    cluster lists), for what creates topics later (faust's changelog)."""
     admin = AdminClient(settings.kafka_client_config())
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -112,15 +113,22 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Settings:
         raise InfraError(f"cannot list the topics on Kafka at {settings.kafka_bootstrap_servers}: "
                          f"{exc.args[0].str()}") from None
     settings = with_replication(settings, len(metadata.brokers))
-    wanted = [t for t in topic_specs(settings) if t.topic not in metadata.topics]
-    if not wanted:
-        return settings
-    for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
-        try:
-            fut.result()
-        except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-                raise InfraError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    specs = {t.topic: t for t in [*topic_specs(settings), *extra]}
+    wanted = [t for name, t in specs.items() if name not in metadata.topics]
+    if wanted:
+        for topic, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise InfraError(f"cannot create topic {topic}: {exc.args[0].str()}") from None
+    deadline = time.monotonic() + timeout
+    while missing := [name for name, md in ((n, admin.list_topics(n, timeout=timeout).topics.get(n)) for n in specs)
+                      if md is None or md.error is not None or not md.partitions
+                      or any(p.leader < 0 for p in md.partitions.values())]:
+        if time.monotonic() > deadline:
+            raise InfraError(f"topics without a leader after {timeout:.0f} s: {', '.join(missing)}")
+        time.sleep(0.2)
     return settings
 
 

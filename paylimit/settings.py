@@ -149,6 +149,9 @@ class Settings(BaseSettings):
                                            "the machine's host name when WEB_HOST binds every interface")
     dashboard_port: Port = Field(6067, description="Dashboard HTTP port (0 = pick a free one)")
     worker_urls: Annotated[str, AfterValidator(_http_urls)] = Field("http://127.0.0.1:6066", description="Comma-separated worker base URLs the dashboard reads")
+    worker_ready_timeout: float = Field(600.0, ge=0, description="Seconds a starting worker may take to become "
+                                        "ready (partitions assigned, state restored) before it exits with an error "
+                                        "for its supervisor to start it again; 0 = wait forever")
     batch_max: int = Field(2000, ge=1, description="Most records the worker processes as one batch")
     batch_window: float = Field(0.01, gt=0, description="Seconds the worker waits to fill a batch (bounds alert latency)")
     commit_interval: float = Field(0.5, gt=0, description="Seconds between the worker's offset commits "

@@ -14,6 +14,8 @@ import logging
 from typing import Any, Sequence, cast
 
 import faust
+from confluent_kafka.admin import NewTopic
+from mode.utils.times import want_seconds
 from faust.types import TP
 from faust.types.tables import GlobalTableT
 
@@ -28,6 +30,10 @@ from stream_app.restore import STORE_URL
 from stream_app.views import register_views
 
 log = logging.getLogger("paylimit.worker")
+
+
+class WorkerNotReady(Exception):
+    """The worker did not become ready within `settings.worker_ready_timeout`."""
 
 
 def _credentials(settings: Settings) -> Any:
@@ -83,6 +89,35 @@ def limits_table(app: faust.App) -> GlobalTableT:
     # shared by several workers (otherwise recovery can loop).
     return app.GlobalTable("limits", default=None, partitions=1,
                            recovery_buffer_size=1, key_type=bytes, value_type=bytes)
+
+
+def _exit_unless_ready(app: faust.App, group: FaustGroup, timeout: float) -> None:
+    """Never up for good counting nothing: a worker not ready by its deadline crashes faust (exit
+    status 1) for its supervisor to start it again; a health check sees it, but compose restarts
+    only what exits."""
+    if group.ready() or app.should_stop:
+        return
+    log.error("not ready %.0f s after the start (rebalancing: %s, state restored: %s): exiting for the "
+              "supervisor to start the worker again", timeout, app.rebalancing, recovered(app))
+    app.loop.create_task(app.crash(WorkerNotReady(f"not ready within {timeout} s")))
+
+
+def changelog_topics(app: faust.App) -> list[NewTopic]:
+    """The tables' changelog topics as faust declares them (its aiokafka driver's topic config).
+    Created before the worker starts (`paylimit worker`): faust creates them while its consumer
+    joins the group, and a leader whose metadata misses them assigns none of their partitions
+    ("Ignoring missing topic"), so the tables never recover and the worker never becomes ready."""
+    specs = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        flags = ({"compact"} if topic.compacting else set()) | ({"delete"} if topic.deleting else set())
+        config = {"cleanup.policy": ",".join(sorted(flags))} if flags else {}
+        if topic.retention:
+            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        config.update({k: str(v) for k, v in (topic.config or {}).items()})
+        specs.append(NewTopic(topic.get_topic_name(), topic.partitions or app.conf.topic_partitions,
+                              topic.replicas or app.conf.topic_replication_factor, config=config))
+    return specs
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -159,4 +194,8 @@ def build_app(settings: Settings) -> faust.App:
         processor.metrics.report_stalls()  # never silent while stalled, whichever wait it is stuck in
 
     register_views(app, settings, days, store_dict(limits), processor.metrics, group.ready)
+    if settings.worker_ready_timeout:
+        # on the loop itself: faust starts the app's tasks and timers only once its tables are
+        # recovered, which is what a stuck worker never gets to
+        app.loop.call_later(settings.worker_ready_timeout, _exit_unless_ready, app, group, settings.worker_ready_timeout)
     return app

@@ -11,7 +11,7 @@ from paylimit.runtime.processes import free_port
 
 def worker() -> None:
     """Run the stream worker: validate, de-duplicate, count per local day, raise alerts."""
-    from stream_app.app import build_app
+    from stream_app.app import build_app, changelog_topics
 
     s = connected_settings()
     if s.web_port == 0:
@@ -19,6 +19,7 @@ def worker() -> None:
     s = ensure_topics(s)  # the replication decided, for the changelog faust creates
     s.home.mkdir(parents=True, exist_ok=True)
     app = build_app(s)
+    ensure_topics(s, extra=changelog_topics(app))
     # one plain line, never wrapped: scripts read the port from it
     print(f"paylimit worker {s.app_id} on {s.kafka_bootstrap_servers}; HTTP port {s.web_port}: "
           f"http://{s.web_host}:{s.web_port}/users/USER/usage", flush=True)
