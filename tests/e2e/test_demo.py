@@ -102,18 +102,24 @@ def kill_if_running(proc: subprocess.Popen, seen: Seen) -> None:
                 p.kill()
 
 
-def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    proc, output = start_demo(home, "--duration", "15")
+def run_to_end(proc: subprocess.Popen, output: Path, seconds: float) -> tuple[str, Seen]:
+    """Wait for the demo to end, noting what it started; after `seconds` (inside pytest's timeout, so
+    a hang fails with the output) kill what still runs. Its output and what it started."""
     seen: Seen = {}
     try:
-        deadline = time.monotonic() + 400  # inside pytest's timeout, so a hang fails with the output
+        deadline = time.monotonic() + seconds
         while proc.poll() is None and time.monotonic() < deadline:
             started_by(proc, seen)
             time.sleep(0.5)
     finally:
         kill_if_running(proc, seen)
-    out = output.read_text()
+    return output.read_text(), seen
+
+
+def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, output = start_demo(home, "--duration", "15")
+    out, seen = run_to_end(proc, output, 400)
     assert proc.returncode == 0, out[-5000:]
     assert kinds(seen) == set(SERVICES), kinds(seen)  # it really started them, so the check below means something
     assert "verification: delivered vs expected" in out and "clean" in out and "NOT clean" not in out
@@ -178,15 +184,7 @@ def test_demo_on_a_cluster_with_a_broker_killed_midway_verifies_clean(tmp_path: 
     home = tmp_path / "home"
     proc, output = start_demo(home, "--brokers", "3", "--workers", "3", "--kill-broker-at", "15",
                               "--duration", "40")
-    seen: Seen = {}
-    try:
-        deadline = time.monotonic() + 500
-        while proc.poll() is None and time.monotonic() < deadline:
-            started_by(proc, seen)
-            time.sleep(0.5)
-    finally:
-        kill_if_running(proc, seen)
-    out = output.read_text()
+    out, seen = run_to_end(proc, output, 500)
     assert proc.returncode == 0, out[-5000:]
     assert sum("kafka.Kafka" in cmdline for _, cmdline in seen.values()) >= 4  # three, and one started again
     assert "killed (kill -9)" in out and "started again and back in the cluster" in out
