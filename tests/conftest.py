@@ -73,7 +73,6 @@ def make_settings(services: tuple[str, str], tmp_path: Path) -> Callable[..., Se
         )
         values.update(overrides)
         s = get_settings(**values)
-        ensure_topics(s)
-        return s
+        return ensure_topics(s)  # with the replication decided on the brokers there
 
     return make

@@ -48,7 +48,9 @@ for t in threads:
 
 def test_the_probe_survives_a_broker_whose_group_coordinator_is_loading(tmp_path: Path) -> None:
     settings = get_settings(home=tmp_path / "home")
-    pid, bootstrap = kafka_broker.start(settings, tmp_path / "broker")
+    kafka_broker.ensure_jars(settings, print)
+    (node,) = kafka_broker.prepare(settings, tmp_path / "broker")
+    pid, bootstrap = kafka_broker.start(settings, node), node.address
     try:
         fresh = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
         wait_for_broker(fresh, timeout=120)

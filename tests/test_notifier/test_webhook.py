@@ -248,7 +248,7 @@ def test_a_url_without_a_scheme_is_refused_at_start(services: tuple[str, str], t
                           timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "error: PAYLIMIT_WEBHOOK_URL: Value error, must be an http:// or https:// URL with a host, "
+        "error: PAYLIMIT_WEBHOOK_URL: must be an http:// or https:// URL with a host, "
         "e.g. https://hooks.example.com/paylimit"]
 
 

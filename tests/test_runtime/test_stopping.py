@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from paylimit.kafka import ensure_topics
 from paylimit.runtime import local, processes
@@ -77,9 +78,9 @@ def test_every_service_stops_within_seconds_of_sigterm_with_kafka_and_redis_gone
     for its consumer thread (60 s), and the worker's last state write for the broker."""
     infra = get_settings(home=home, kafka_bootstrap_servers=None, redis_url=None, kafka_heap="512m")
     state = local.up(infra)
-    s = infra.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap, "redis_url": state.redis_url,
+    s = infra.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap, "redis_url": SecretStr(state.redis_url or ""),
                                  "home": home / "run", "web_port": 0, "dashboard_port": 0})
-    ensure_topics(s)
+    s = ensure_topics(s)
     pipeline = Pipeline(s)
     try:
         pipeline.start(2)
