@@ -49,7 +49,7 @@ def env_of(svc: dict[str, Any]) -> dict[str, str]:
 
 def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
     assert {"kafka", "redis", "worker", "notifier", "dashboard", "simulator"} <= set(services)
-    assert set(paylimit_services(services)) == {"worker", "notifier", "dashboard", "simulator"}
+    assert set(paylimit_services(services)) == {"worker", "notifier", "notifier-2", "dashboard", "simulator"}
 
 
 def test_commands_are_paylimit_subcommands(services: dict[str, dict[str, Any]]) -> None:
@@ -88,7 +88,8 @@ def test_paylimit_services_env_and_shared_volume(compose: dict[str, Any], servic
         env = env_of(svc)
         assert env["PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
         assert env["PAYLIMIT_REDIS_URL"] == "redis://redis:6379/0", name
-        assert env["PAYLIMIT_HOME"] == "/data", name
+        # notifier-2 has a home of its own on the volume, as another machine would (the record is shared)
+        assert env["PAYLIMIT_HOME"] == ("/data/notifier-2" if name == "notifier-2" else "/data"), name
         mounts = [m for m in svc["volumes"] if str(m).endswith(":/data")]
         assert len(mounts) == 1, name
         volumes.add(mounts[0].split(":")[0])

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "paylimit-compose-test"
-SERVICES = ("kafka", "redis", "worker", "notifier", "dashboard")
+SERVICES = ("kafka", "redis", "worker", "notifier", "notifier-2", "dashboard")
 CRASHES: dict[str, int] = {}  # restarts of each service (by compose's policy) while the stack came up
 DASHBOARD_ERRORS: dict[str, str | None] = {}  # the dashboard's snapshot after the first run
 
