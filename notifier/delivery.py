@@ -32,7 +32,7 @@ import redis
 
 from notifier.dead_letters import DeadLetterWriter
 from notifier.log import append_notification
-from notifier.record import counts_key, notifier_name, record_key, redis_client  # redis_client: re-exported
+from notifier.record import counts_key, notifier_name, record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
 from paylimit.settings import Settings

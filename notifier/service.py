@@ -25,7 +25,8 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from pydantic import ValidationError
 
-from notifier.delivery import Attempt, Delivery, Outcome, redis_client
+from notifier.delivery import Attempt, Delivery, Outcome
+from notifier.record import redis_client
 from notifier.record import record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert

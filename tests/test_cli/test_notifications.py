@@ -14,7 +14,8 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from notifier.delivery import Delivery, Outcome, redis_client
+from notifier.delivery import Delivery, Outcome
+from notifier.record import redis_client
 from notifier.record import notifier_name, record_key
 from paylimit.cli.main import app
 from paylimit.contracts import Notification, encode

@@ -8,7 +8,8 @@ from typing import Callable
 import pytest
 import redis
 
-from notifier.delivery import DELIVERED, Delivery, Outcome, alert_key, redis_client
+from notifier.delivery import DELIVERED, Delivery, Outcome, alert_key
+from notifier.record import redis_client
 from notifier.log import read_notifications
 from notifier.record import notifier_counts, notifier_name, read_record, record_key, recorders
 from paylimit.settings import Settings

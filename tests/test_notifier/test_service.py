@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
-from notifier.delivery import Delivery, alert_key, redis_client
+from notifier.delivery import Delivery, alert_key
+from notifier.record import redis_client
 from notifier.log import read_notifications
 from notifier.service import Notifier
 from paylimit.contracts import LimitAlert, encode
