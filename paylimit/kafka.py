@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from aiokafka.partitioner import murmur2
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -75,6 +75,23 @@ CONNECT_TIMEOUT = 10.0
 
 def transient(exc: KafkaException) -> bool:
     return bool(exc.args[0].retriable()) or exc.args[0].code() in TRANSIENT
+
+
+T = TypeVar("T")
+
+
+def retry_transient(call: Callable[[], T], timeout: float) -> T:
+    """`call()`, asked again while it fails with a transient broker error (a topic created a moment
+    ago, a coordinator a fresh broker is still creating) for up to `timeout` seconds."""
+    deadline, pause = time.monotonic() + timeout, 0.1
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if not transient(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def with_replication(settings: Settings, brokers: int) -> Settings:
@@ -163,24 +180,23 @@ class LagReader:
         self.consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False}))
 
     def lag(self) -> int:
-        """Retries briefly on transient broker errors (a just-created topic without a leader yet)."""
+        """Asked again on transient broker errors (a just-created topic without a leader yet)."""
         from confluent_kafka import TopicPartition
 
         consumer, topic, timeout = self.consumer, self.topic, self.timeout
-        for attempt in range(20):
-            try:
-                partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-                tps = [TopicPartition(topic, p) for p in partitions]
-                lag = 0
-                for tp in consumer.committed(tps, timeout=timeout):
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
-                    lag += high - (tp.offset if tp.offset >= 0 else low)
-                return lag
-            except KafkaException as exc:
-                if not transient(exc):
-                    raise InfraError(f"cannot read the lag of {self.group} on {topic}: {exc.args[0].str()}") from None
-                time.sleep(0.1 * (attempt + 1))
-        raise InfraError(f"cannot read the lag of {self.group} on {topic}: the broker kept answering with errors")
+
+        def look() -> int:
+            partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+            lag = 0
+            for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=timeout):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
+                lag += high - (tp.offset if tp.offset >= 0 else low)
+            return lag
+
+        try:
+            return retry_transient(look, timeout)
+        except KafkaException as exc:
+            raise InfraError(f"cannot read the lag of {self.group} on {topic}: {exc.args[0].str()}") from None
 
     def close(self) -> None:
         self.consumer.close()
@@ -225,18 +241,6 @@ class ClusterWatch:
 Change = tuple[int, bytes | None, bytes | None]  # partition, key, value (None: deleted)
 
 
-def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
-    """A partition's low and high offsets, asked again while its leader is not there yet (faust
-    creates the changelog moments before the first assignment)."""
-    while True:
-        try:
-            return consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1))
-        except KafkaException as exc:
-            if time.monotonic() > deadline or not transient(exc):
-                raise
-        time.sleep(0.1)
-
-
 def read_to_end(settings: Settings, topic: str, starts: dict[int, int] | None, group: str,
                 timeout: float = 60.0) -> tuple[list[Change], dict[int, int]]:
     """The records of partitions of `topic` from `starts` (an offset, or OFFSET_BEGINNING; None:
@@ -255,7 +259,9 @@ def read_to_end(settings: Settings, topic: str, starts: dict[int, int] | None, g
                                    OFFSET_BEGINNING)
         pending = {}
         for partition, start in starts.items():
-            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
+            tp = TopicPartition(topic, partition)  # faust creates the changelog moments before the first assignment
+            low, high = retry_transient(lambda: consumer.get_watermark_offsets(tp, timeout=10),
+                                        max(deadline - time.monotonic(), 0.1))
             if high > max(low, start):
                 pending[partition] = high
         consumer.assign([TopicPartition(topic, p, starts[p]) for p in pending])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from paylimit.errors import InfraError
+from paylimit.kafka import retry_transient
 from paylimit.settings import Settings
 
 
@@ -99,8 +100,11 @@ class TransactionReader:
         else the earliest (auto.offset.reset=earliest)."""
         consumer, tp = self._stretch_consumer(), TopicPartition(self.topic, partition)
         try:
-            committed = consumer.committed([tp], timeout=10)[0].offset
-            return committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=10)[0]
+            # a fresh broker answers NOT_COORDINATOR while it creates __consumer_offsets
+            committed = retry_transient(lambda: consumer.committed([tp], timeout=10)[0].offset, 30)
+            if committed >= 0:
+                return committed
+            return retry_transient(lambda: consumer.get_watermark_offsets(tp, timeout=10)[0], 30)
         except KafkaException as exc:
             raise InfraError(f"{self.topic}[{partition}]: no committed or earliest offset: {exc}") from None
 
