@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/paylimit demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 bench: install
 	$(BIN)/python -m bench
