@@ -37,8 +37,9 @@ def settings() -> Settings:
 def _setting_error(error: Any) -> str:
     """`PAYLIMIT_NAME: what is wrong`, without pydantic's "Value error, " prefix."""
     message = str(error["msg"]).removeprefix("Value error, ")
-    name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-    return f"PAYLIMIT_{name}: {message}"
+    if not error["loc"]:  # a check of several settings, which its message names
+        return message
+    return f"PAYLIMIT_{str(error['loc'][0]).upper()}: {message}"
 
 
 def connected_settings() -> Settings:
