@@ -154,8 +154,9 @@ def wait_for_broker(settings: Settings, timeout: float = 60.0, brokers: int = 1)
     refused: list[str] = []
 
     def on_error(err: KafkaError) -> None:
-        # credentials or a certificate the broker refuses: no retry helps, say so at once
-        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+        # credentials or a certificate the broker refuses: no retry helps, say so at once (a TLS
+        # alert from the broker, a missing client certificate say, comes as a transport error)
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL) or "SSL alert" in err.str():
             refused.append(err.str())
 
     # log_level 0: while the broker boots, librdkafka would log a "connection refused" line per try
