@@ -39,7 +39,7 @@ def check_login(settings: Settings) -> None:
         redis_client(settings).ping()
     except redis.AuthenticationError as exc:
         raise InfraError(f"Redis refused the login (PAYLIMIT_REDIS_URL): {exc}") from None
-    except redis.ConnectionError:
+    except (redis.ConnectionError, redis.TimeoutError):
         pass
 
 
