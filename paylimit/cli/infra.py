@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import shlex
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import typer
 from confluent_kafka import KafkaException
 from rich.table import Table
 
-from paylimit.cli.common import console, settings
+from paylimit.cli.common import console, masked, settings
 from paylimit.kafka import ClusterWatch
 from paylimit.runtime import local
 from paylimit.runtime.kafka_broker import active_controller
@@ -39,7 +38,7 @@ def up(brokers: Annotated[int | None, typer.Option(min=1, max=9, help="Kafka bro
         state = local.up(s, announce=announce, brokers=brokers, secure=secure)
     pids = ", ".join(str(pid) for pid in state.kafka_pids)
     console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {pids})" + "  SASL_SSL" * state.secure)
-    console.print(f"Redis  [green]{_shown(state.redis_url)}[/]  (pid {state.redis_pid})")
+    console.print(f"Redis  [green]{masked(state.redis_url)}[/]  (pid {state.redis_pid})")
 
 
 @app.command()
@@ -66,7 +65,7 @@ def status() -> None:
                       str(state.kafka_pids[node.id - 1] or "-"))
     if not nodes:
         table.add_row("kafka", _word(False), "-", "-")
-    table.add_row("redis", _word(state.redis_running), _shown(state.redis_url) or "-", str(state.redis_pid or "-"))
+    table.add_row("redis", _word(state.redis_running), masked(state.redis_url) or "-", str(state.redis_pid or "-"))
     for svc in local.running_services(state):  # left by `paylimit demo --keep-running`
         table.add_row(svc["name"], _word(True), svc["address"], str(svc["pid"]))
     console.print(table)
@@ -106,14 +105,6 @@ def env() -> None:
         names += [name for name in values if name.startswith(("PAYLIMIT_KAFKA_SECURITY", "PAYLIMIT_KAFKA_SASL", "PAYLIMIT_KAFKA_SSL"))]
     for name in names:
         print(f"export {name}={shlex.quote(values.get(name, ''))}")
-
-
-def _shown(url: str | None) -> str | None:
-    """A Redis URL with its password masked, for the screen."""
-    parts = urlsplit(url or "")
-    if not parts.password:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _word(running: bool) -> str:
