@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import redis
 
 from paylimit.contracts import Notification
-from paylimit.errors import ConfigError
+from paylimit.errors import ConfigError, InfraError
 from paylimit.settings import Settings
 
 PAGE = 1000  # entries per XRANGE / XREAD call
@@ -30,6 +30,17 @@ def redis_client(settings: Settings) -> redis.Redis:
         raise ConfigError("Redis URL is not set (PAYLIMIT_REDIS_URL)")
     return redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True, socket_timeout=5,
                                 socket_connect_timeout=2)
+
+
+def check_login(settings: Settings) -> None:
+    """InfraError (one line) if Redis refuses the URL's credentials: no retry helps with those. A
+    Redis that does not answer yet is not an error here; the notifier waits for it."""
+    try:
+        redis_client(settings).ping()
+    except redis.AuthenticationError as exc:
+        raise InfraError(f"Redis refused the login (PAYLIMIT_REDIS_URL): {exc}") from None
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass
 
 
 def record_key(settings: Settings) -> str:

@@ -151,11 +151,22 @@ def ensure_topics(settings: Settings, timeout: float = 30.0, extra: Iterable[New
 
 def wait_for_broker(settings: Settings, timeout: float = 60.0, brokers: int = 1) -> None:
     """Block until the cluster answers a metadata request listing `brokers` brokers, or raise InfraError."""
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        # credentials or a certificate the broker refuses: no retry helps, say so at once (a TLS
+        # alert from the broker, a missing client certificate say, comes as a transport error)
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL) or "SSL alert" in err.str():
+            refused.append(err.str())
+
     # log_level 0: while the broker boots, librdkafka would log a "connection refused" line per try
-    admin = AdminClient(settings.kafka_client_config(log_level=0))
+    admin = AdminClient(settings.kafka_client_config(log_level=0, error_cb=on_error))
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
+        admin.poll(0)  # serves on_error
+        if refused:
+            raise InfraError(f"Kafka at {settings.kafka_bootstrap_servers} refused the connection: {refused[0]}")
         try:
             md = admin.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
             if len(md.brokers) >= brokers:

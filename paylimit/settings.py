@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -106,10 +106,17 @@ class Settings(BaseSettings):
     # Kafka connection; None means "find the local infra" (see paylimit.runtime)
     kafka_bootstrap_servers: Annotated[str | None, AfterValidator(_bootstrap)] = Field(None, description="Kafka bootstrap servers, e.g. host:9092")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None = None
+    # one default for every client: librdkafka alone would take GSSAPI, faust's aiokafka PLAIN
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism of every Kafka client (SASL_* protocols)")
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_ca_location: str | None = Field(None, description="CA certificate(s) (PEM file) the broker's "
+                                              "certificate is checked against; None: the system's")
+    kafka_ssl_certificate_location: str | None = Field(None, description="Client certificate (PEM file) for "
+                                                       "brokers that require one (mutual TLS)")
+    kafka_ssl_key_location: str | None = Field(None, description="The client certificate's private key (PEM file)")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of an encrypted private key")
     kafka_version: str = Field("4.3.1", pattern=r"^\d+\.\d+\.\d+$", description="Apache Kafka version the local runtime runs")
     kafka_heap: str = Field("768m", pattern=r"^\d+[kKmMgG]?$", description="Max heap of the local Kafka broker")
 
@@ -200,6 +207,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at most half of PAYLIMIT_NOTIFIER_LEASE ({lease.total_seconds():g} s)")
         return v
 
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> "Settings":
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"PAYLIMIT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "PAYLIMIT_KAFKA_SASL_USERNAME and PAYLIMIT_KAFKA_SASL_PASSWORD")
+        if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
+            raise ValueError("PAYLIMIT_KAFKA_SSL_CERTIFICATE_LOCATION and PAYLIMIT_KAFKA_SSL_KEY_LOCATION go together")
+        return self
+
     @field_validator("min_insync_replicas")
     @classmethod
     def _insync_within_replicas(cls, isr: int | None, info: ValidationInfo) -> int | None:
@@ -258,7 +274,7 @@ class Settings(BaseSettings):
             # straight to stderr: a service's log has them, a command's display does not
             "logger": KAFKA_CLIENT_LOG,
         }
-        if self.kafka_sasl_mechanism:
+        if self.kafka_security_protocol.startswith("SASL"):
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism
         if self.kafka_sasl_username:
             conf["sasl.username"] = self.kafka_sasl_username
@@ -266,6 +282,12 @@ class Settings(BaseSettings):
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_ssl_ca_location:
             conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_ssl_certificate_location:
+            conf["ssl.certificate.location"] = self.kafka_ssl_certificate_location
+        if self.kafka_ssl_key_location:
+            conf["ssl.key.location"] = self.kafka_ssl_key_location
+        if self.kafka_ssl_key_password:
+            conf["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         conf.update(extra)
         return conf
 

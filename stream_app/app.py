@@ -37,6 +37,7 @@ class WorkerNotReady(Exception):
 
 
 def _credentials(settings: Settings) -> Any:
+    """faust's (aiokafka's) side of the settings `Settings.kafka_client_config` gives librdkafka."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
@@ -45,12 +46,16 @@ def _credentials(settings: Settings) -> Any:
         import ssl
 
         ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+        if settings.kafka_ssl_certificate_location:
+            key_password = settings.kafka_ssl_key_password
+            ssl_context.load_cert_chain(settings.kafka_ssl_certificate_location, settings.kafka_ssl_key_location,
+                                        key_password.get_secret_value() if key_password else None)
         if protocol == "SSL":
             return faust.SSLCredentials(ssl_context)
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username,
         password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
-        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        mechanism=settings.kafka_sasl_mechanism,
         ssl_context=ssl_context,
     )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -185,3 +188,35 @@ def test_more_replicas_in_sync_than_replicas_is_rejected(monkeypatch: pytest.Mon
     monkeypatch.setenv("PAYLIMIT_MIN_INSYNC_REPLICAS", "3")
     with pytest.raises(ValidationError, match="more than PAYLIMIT_REPLICATION_FACTOR"):
         get_settings()
+
+
+def test_one_sasl_mechanism_default_for_both_client_families() -> None:
+    from stream_app.app import _credentials
+
+    s = get_settings(kafka_bootstrap_servers="b:9092", kafka_security_protocol="SASL_SSL",
+                     kafka_sasl_username="u", kafka_sasl_password="p")
+    assert s.kafka_client_config()["sasl.mechanism"] == "SCRAM-SHA-512"  # librdkafka alone: GSSAPI
+    assert _credentials(s).mechanism.value == "SCRAM-SHA-512"  # faust alone: PLAIN
+
+
+def test_client_certificate_settings_reach_librdkafka() -> None:
+    conf = get_settings(kafka_bootstrap_servers="b:9092", kafka_security_protocol="SSL",
+                        kafka_ssl_certificate_location="/c.pem", kafka_ssl_key_location="/k.pem",
+                        kafka_ssl_key_password="kp").kafka_client_config()
+    assert (conf["ssl.certificate.location"], conf["ssl.key.location"], conf["ssl.key.password"]) == \
+        ("/c.pem", "/k.pem", "kp")
+    assert "sasl.mechanism" not in conf
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"}, "needs PAYLIMIT_KAFKA_SASL_USERNAME and"),
+    ({"KAFKA_SSL_CERTIFICATE_LOCATION": "/c.pem"}, "go together"),
+    ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
+])
+def test_incomplete_security_settings_are_one_line(monkeypatch: pytest.MonkeyPatch, values: dict[str, str],
+                                                   message: str) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(f"PAYLIMIT_{name}", value)
+    proc = subprocess.run([sys.executable, "-m", "paylimit", "limits", "show"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr

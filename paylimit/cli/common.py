@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.markup import escape
@@ -37,8 +38,9 @@ def settings() -> Settings:
 def _setting_error(error: Any) -> str:
     """`PAYLIMIT_NAME: what is wrong`, without pydantic's "Value error, " prefix."""
     message = str(error["msg"]).removeprefix("Value error, ")
-    name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-    return f"PAYLIMIT_{name}: {message}"
+    if not error["loc"]:  # a check of several settings, which its message names
+        return message
+    return f"PAYLIMIT_{str(error['loc'][0]).upper()}: {message}"
 
 
 def connected_settings() -> Settings:
@@ -48,6 +50,14 @@ def connected_settings() -> Settings:
     s = resolve(settings())
     wait_for_broker(s, timeout=CONNECT_TIMEOUT)
     return s
+
+
+def masked(url: str | None) -> str | None:
+    """A URL with its password masked, for the screen (the local Redis's, secured)."""
+    parts = urlsplit(url or "")
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def fail(message: str, code: int = 1) -> None:

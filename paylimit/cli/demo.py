@@ -22,7 +22,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from paylimit.cli.common import console, settings
+from paylimit.cli.common import console, masked, settings
 from paylimit.cli.notifications import notifications_table, verdict, verification_table
 from paylimit.errors import InfraError
 from paylimit.kafka import CONNECT_TIMEOUT, ClusterHealth, ClusterWatch, ensure_topics, wait_for_broker
@@ -265,7 +265,7 @@ def _left_running(base: Settings, pipeline: Pipeline) -> None:
         for pid, address in zip(state.kafka_pids, (state.kafka_bootstrap or "").split(",")):
             table.add_row("kafka", str(pid), address)
     if not base.redis_url and state.redis_running:
-        table.add_row("redis", str(state.redis_pid), state.redis_url)
+        table.add_row("redis", str(state.redis_pid), masked(state.redis_url))
     console.print(table)
 
 

@@ -10,7 +10,7 @@ import typer
 from confluent_kafka import KafkaException
 from rich.table import Table
 
-from paylimit.cli.common import console, settings
+from paylimit.cli.common import console, masked, settings
 from paylimit.kafka import ClusterWatch
 from paylimit.runtime import local
 from paylimit.runtime.kafka_broker import active_controller
@@ -21,7 +21,12 @@ app = typer.Typer(help="The local real Kafka broker(s) (KRaft) and Redis server,
 @app.command()
 def up(brokers: Annotated[int | None, typer.Option(min=1, max=9, help="Kafka brokers, each also a controller "
                                                    "(3: a cluster that survives losing one); default: as many as "
-                                                   "ran last, 1 the first time")] = None) -> None:
+                                                   "ran last, 1 the first time")] = None,
+       secure: Annotated[bool | None, typer.Option("--secure/--insecure", help="Kafka's clients connect with "
+                                                   "SCRAM-SHA-512 and a client certificate over TLS (a CA, "
+                                                   "certificates and a user made at the first start), Redis "
+                                                   "takes a password; `paylimit infra env` prints the "
+                                                   "settings; default: as it ran last")] = None) -> None:
     """Start Kafka and Redis (harmless if they already run) and wait until both answer."""
     s = settings()
     with console.status("Starting Kafka and Redis…") as status:
@@ -30,10 +35,10 @@ def up(brokers: Annotated[int | None, typer.Option(min=1, max=9, help="Kafka bro
             console.print(f"[cyan]{msg}[/]")
             status.update(msg)
 
-        state = local.up(s, announce=announce, brokers=brokers)
+        state = local.up(s, announce=announce, brokers=brokers, secure=secure)
     pids = ", ".join(str(pid) for pid in state.kafka_pids)
-    console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {pids})")
-    console.print(f"Redis  [green]{state.redis_url}[/]  (pid {state.redis_pid})")
+    console.print(f"Kafka  [green]{state.kafka_bootstrap}[/]  (pid {pids})" + "  SASL_SSL" * state.secure)
+    console.print(f"Redis  [green]{masked(state.redis_url)}[/]  (pid {state.redis_pid})")
 
 
 @app.command()
@@ -56,17 +61,17 @@ def status() -> None:
     table = Table("service", "state", "address", "pid")
     for node in nodes:
         word = _word(state.broker_running(node.id)) + ("  (active controller)" if node.id == controller else "")
-        table.add_row("kafka" if state.brokers == 1 else f"kafka-{node.id}", word, node.address,
+        table.add_row("kafka" if state.brokers == 1 else f"kafka-{node.id}", word, node.client_address,
                       str(state.kafka_pids[node.id - 1] or "-"))
     if not nodes:
         table.add_row("kafka", _word(False), "-", "-")
-    table.add_row("redis", _word(state.redis_running), state.redis_url or "-", str(state.redis_pid or "-"))
+    table.add_row("redis", _word(state.redis_running), masked(state.redis_url) or "-", str(state.redis_pid or "-"))
     for svc in local.running_services(state):  # left by `paylimit demo --keep-running`
         table.add_row(svc["name"], _word(True), svc["address"], str(svc["pid"]))
     console.print(table)
     if state.kafka_running:
         try:
-            health = ClusterWatch(s.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap})).health()
+            health = ClusterWatch(local.client_settings(s, state)).health()
             console.print(f"brokers in the cluster: {len(health.brokers)} of {state.brokers}; under-replicated "
                           f"partitions: {health.under_replicated}; without a leader: {health.offline}")
         except KafkaException as exc:
@@ -90,10 +95,16 @@ def start_broker(node_id: Annotated[int, typer.Argument(metavar="ID", help="Brok
 @app.command()
 def env() -> None:
     """Print `export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS=…` and `export PAYLIMIT_REDIS_URL=…` lines for
-    `eval`: exported, so the commands the shell starts next (pytest, paylimit) see them."""
+    `eval`: exported, so the commands the shell starts next (pytest, paylimit) see them. With a
+    secured infra, also the client's security settings: protocol, mechanism, user, password, CA,
+    client certificate and key, and the key's password (secrets: this prints them, for `eval`)."""
     s = local.resolve(settings())
-    print(f"export PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS={shlex.quote(str(s.kafka_bootstrap_servers))}")
-    print(f"export PAYLIMIT_REDIS_URL={shlex.quote(s.redis_url.get_secret_value() if s.redis_url else '')}")
+    values = s.as_env()
+    names = ["PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS", "PAYLIMIT_REDIS_URL"]
+    if s.kafka_security_protocol != "PLAINTEXT":
+        names += [name for name in values if name.startswith(("PAYLIMIT_KAFKA_SECURITY", "PAYLIMIT_KAFKA_SASL", "PAYLIMIT_KAFKA_SSL"))]
+    for name in names:
+        print(f"export {name}={shlex.quote(values.get(name, ''))}")
 
 
 def _word(running: bool) -> str:

@@ -21,7 +21,7 @@ from typing import Callable
 
 from paylimit.errors import InfraError
 from paylimit.kafka import with_replication
-from paylimit.runtime import processes
+from paylimit.runtime import processes, security
 from paylimit.settings import Settings
 
 LOG4J_VERSION = "2.24.3"
@@ -61,10 +61,10 @@ logger.started.level = INFO
 PROPERTIES = """process.roles=broker,controller
 node.id={node_id}
 {quorum}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},{secure_listener}CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={secure_listener}PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
 num.partitions={partitions}
@@ -80,6 +80,18 @@ min.insync.replicas={isr}
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 auto.create.topics.enable=true
+"""
+
+#: the SASL_SSL listener of a secured broker (`paylimit infra up --secure`): SCRAM-SHA-512 over TLS,
+#: and a client certificate signed by the local CA (mutual TLS). The brokers talk to each other and
+#: to the controller on the loopback PLAINTEXT listeners; clients are given the SASL_SSL one.
+SECURE_PROPERTIES = """sasl.enabled.mechanisms={mechanism}
+listener.name.sasl_ssl.{mechanism_lower}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={keystore}
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location={ca}
+listener.name.sasl_ssl.ssl.client.auth=required
 """
 
 
@@ -139,47 +151,69 @@ class Node:
     root: Path
     port: int
     controller_port: int
+    secure_port: int | None = None  # the SASL_SSL listener's, on a secured cluster
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def client_address(self) -> str:
+        """Where clients connect: the SASL_SSL listener on a secured cluster."""
+        return f"127.0.0.1:{self.secure_port}" if self.secure_port else self.address
+
+    @property
     def log(self) -> Path:
         return self.root / "broker.log"
 
 
-def node_dirs(root: Path, brokers: int) -> list[Path]:
+def node_dirs(root: Path, brokers: int, secure: bool = False) -> list[Path]:
     """A directory per node. Each cluster size has its own: a single node's metadata (a quorum of
-    one) cannot join a quorum of three. One broker keeps the layout it always had."""
+    one) cannot join a quorum of three; so has a secured cluster (its users are in its metadata).
+    One broker keeps the layout it always had."""
+    name = "kafka-secure" if secure else "kafka"
     if brokers == 1:
-        return [root / "kafka"]
-    return [root / f"kafka-{brokers}" / f"broker-{i}" for i in range(1, brokers + 1)]
+        return [root / name]
+    return [root / f"{name}-{brokers}" / f"broker-{i}" for i in range(1, brokers + 1)]
 
 
-def prepare(settings: Settings, root: Path, brokers: int = 1) -> list[Node]:
-    """Write the configs and format storage on first use; the nodes of a cluster of `brokers`."""
-    dirs = node_dirs(root, brokers)
+def secrets_dir(root: Path) -> Path:
+    return root / "secure"
+
+
+def prepare(settings: Settings, root: Path, brokers: int = 1, secure: bool = False) -> list[Node]:
+    """Write the configs and format storage on first use; the nodes of a cluster of `brokers`.
+    Secured: with a SASL_SSL listener each, and the SCRAM user (`security`) added at format time."""
+    dirs = node_dirs(root, brokers, secure)
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
         (d / "log4j2.properties").write_text(LOG4J2)
-    if configured := read_nodes(root, brokers):
+    if configured := read_nodes(root, brokers, secure):
         return configured
-    nodes = [Node(i, d, processes.free_port(), processes.free_port()) for i, d in enumerate(dirs, start=1)]
+    nodes = [Node(i, d, processes.free_port(), processes.free_port(), processes.free_port() if secure else None)
+             for i, d in enumerate(dirs, start=1)]
     if brokers == 1:
         quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{nodes[0].controller_port}"
         format_args = ["--standalone"]
     else:
         voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in nodes)
         quorum, format_args = f"controller.quorum.voters={voters}", []
+    extra = ""
+    if secure:
+        secured = security.ensure(secrets_dir(root))
+        extra = SECURE_PROPERTIES.format(mechanism=security.MECHANISM, mechanism_lower=security.MECHANISM.lower(),
+                                         keystore=secured.broker_pem, ca=secured.ca)
+        format_args.append(f"--add-scram={security.MECHANISM}=[name={secured.username},password={secured.password}]")
     replication = with_replication(settings, brokers)
     cluster_id = uuid.uuid4().hex[:22]
     formats = []
     for n in nodes:
         props = n.root / "server.properties"
+        listener = f"SASL_SSL://127.0.0.1:{n.secure_port}," if n.secure_port else ""
         props.write_text(PROPERTIES.format(node_id=n.id, quorum=quorum, port=n.port, controller_port=n.controller_port,
-                                           data=n.root / "data", partitions=settings.partitions,
-                                           rf=replication.replication_factor, isr=replication.min_insync_replicas))
+                                           secure_listener=listener, data=n.root / "data", partitions=settings.partitions,
+                                           rf=replication.replication_factor, isr=replication.min_insync_replicas)
+                         + extra)
         # the nodes format at once: a JVM start each, on shared cores
         formats.append(subprocess.Popen(
             java_argv(settings, "kafka.tools.StorageTool", "format", *format_args, "-t", cluster_id, "-c", str(props),
@@ -194,9 +228,9 @@ def prepare(settings: Settings, root: Path, brokers: int = 1) -> list[Node]:
     return nodes
 
 
-def read_nodes(root: Path, brokers: int) -> list[Node]:
+def read_nodes(root: Path, brokers: int, secure: bool = False) -> list[Node]:
     """The nodes of a cluster of `brokers` as configured by `prepare`; [] if it never was."""
-    dirs = node_dirs(root, brokers)
+    dirs = node_dirs(root, brokers, secure)
     return [_read_node(d) for d in dirs] if all((d / "server.properties").exists() for d in dirs) else []
 
 
@@ -204,7 +238,7 @@ def _read_node(root: Path) -> Node:
     props = dict(ln.split("=", 1) for ln in (root / "server.properties").read_text().splitlines() if "=" in ln)
     ports = {name: int(addr.rsplit(":", 1)[1]) for name, addr in
              (listener.split("://") for listener in props["listeners"].split(","))}
-    return Node(int(props["node.id"]), root, ports["PLAINTEXT"], ports["CONTROLLER"])
+    return Node(int(props["node.id"]), root, ports["PLAINTEXT"], ports["CONTROLLER"], ports.get("SASL_SSL"))
 
 
 def start(settings: Settings, node: Node) -> int:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from paylimit.errors import InfraError
 from paylimit.kafka import ClusterWatch, ensure_topics, wait_for_broker, with_replication
-from paylimit.runtime import kafka_broker, processes, redis_server
+from paylimit.runtime import kafka_broker, processes, redis_server, security
 from paylimit.settings import Settings
 
 
@@ -27,6 +27,8 @@ class InfraState:
     #: services left running (`paylimit demo --keep-running`), stopped by `down`: each a dict of
     #: name, pid, started (the process's start time, so a reused pid is never stopped), address
     services: list[dict[str, Any]] = field(default_factory=list)
+    #: started by `infra up --secure`: Kafka's clients on SASL_SSL (`security`), Redis with a password
+    secure: bool = False
 
     @property
     def brokers(self) -> int:
@@ -66,52 +68,64 @@ def read_state(settings: Settings) -> InfraState:
 def _write_state(settings: Settings, state: InfraState) -> None:
     path = _state_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)  # the Redis URL of a secured infra holds its password
     path.write_text(json.dumps(asdict(state)))
 
 
-def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None, brokers: int | None = None) -> InfraState:
+def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None, brokers: int | None = None,
+       secure: bool | None = None) -> InfraState:
     """Start what is not running yet and wait until Kafka creates topics and Redis answers PING.
 
     `brokers`: the size of the Kafka cluster (default: the one that ran last, else 1); a running
-    cluster of another size is an error."""
+    cluster of another size is an error. `secure` (default: as it ran last): Kafka's clients
+    connect with SCRAM-SHA-512 and a client certificate over TLS, Redis takes a password."""
     root = infra_root(settings)
     state = read_state(settings)
     n = brokers or state.brokers or 1
+    secure = state.secure if secure is None else secure
     if state.kafka_running and n != state.brokers:
         raise InfraError(f"a local Kafka of {state.brokers} broker(s) is running: `paylimit infra down` first, "
                          f"then `paylimit infra up --brokers {n}`")
+    if (state.kafka_running or state.redis_running) and secure != state.secure:
+        raise InfraError(f"the local infra runs {'secured' if state.secure else 'unsecured'}: `paylimit infra down` "
+                         f"first, then `paylimit infra up{' --secure' if secure else ''}`")
     if not state.kafka_running:
         kafka_broker.require_tools()  # before starting Redis: a failed `up` leaves nothing half-started
+    secrets = security.ensure(kafka_broker.secrets_dir(root)) if secure else None
+    state.secure = secure
     if not state.redis_running:
         port = int(state.redis_url.rsplit(":", 1)[1].split("/")[0]) if state.redis_url else None
-        state.redis_pid, state.redis_url = redis_server.start(root / "redis", port)
+        state.redis_pid, state.redis_url = redis_server.start(root / "redis", port,
+                                                              secrets.redis_password if secrets else None)
         _write_state(settings, state)
     if n != state.brokers:
         state.kafka_pids = [None] * n
     if not all(state.broker_running(i) for i in range(1, n + 1)):
         kafka_broker.ensure_jars(settings, announce)
-        nodes = kafka_broker.prepare(settings, root, n)
+        nodes = kafka_broker.prepare(settings, root, n, secure)
         announce("Starting the Kafka broker (KRaft)" if n == 1 else f"Starting {n} Kafka brokers (KRaft)")
         for node in nodes:
             if not state.broker_running(node.id):
                 state.kafka_pids[node.id - 1] = kafka_broker.start(settings, node)
                 _write_state(settings, state)
-        state.kafka_bootstrap = ",".join(node.address for node in nodes)
+        state.kafka_bootstrap = ",".join(node.client_address for node in nodes)
         _write_state(settings, state)
     _wait_redis(state, root)
-    local = settings.model_copy(update={"kafka_bootstrap_servers": state.kafka_bootstrap})
+    # through the listener clients use: a secured one that refuses its own user fails `up`
+    local = client_settings(settings, state)
     try:
         wait_for_broker(local, timeout=90, brokers=n)
         ensure_topics(with_replication(local, n))
     except InfraError as exc:
-        log = kafka_broker.node_dirs(root, n)[0] / "broker.log"
+        log = kafka_broker.node_dirs(root, n, secure)[0] / "broker.log"
         raise InfraError(f"{exc}; tail of {log}:\n{processes.tail(log)}") from None
     return state
 
 
 def nodes(settings: Settings) -> list[kafka_broker.Node]:
     """The nodes of the local cluster that ran last (configured; running or not)."""
-    return kafka_broker.read_nodes(infra_root(settings), read_state(settings).brokers)
+    state = read_state(settings)
+    return kafka_broker.read_nodes(infra_root(settings), state.brokers, state.secure)
 
 
 def stop_broker(settings: Settings, node_id: int) -> None:
@@ -130,10 +144,10 @@ def start_broker(settings: Settings, node_id: int, timeout: float = 90) -> None:
     state = _node_state(settings, node_id)
     if state.broker_running(node_id):
         return
-    node = kafka_broker.prepare(settings, infra_root(settings), state.brokers)[node_id - 1]
+    node = kafka_broker.prepare(settings, infra_root(settings), state.brokers, state.secure)[node_id - 1]
     state.kafka_pids[node_id - 1] = kafka_broker.start(settings, node)
     _write_state(settings, state)
-    watch = ClusterWatch(settings.model_copy(update={"kafka_bootstrap_servers": node.address}), timeout=2)
+    watch = ClusterWatch(client_settings(settings, state, node.client_address), timeout=2)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and state.broker_running(node_id):
         try:
@@ -144,6 +158,14 @@ def start_broker(settings: Settings, node_id: int, timeout: float = 90) -> None:
         time.sleep(0.3)
     raise InfraError(f"Kafka broker {node_id} did not rejoin within {timeout:.0f}s; tail of {node.log}:\n"
                      f"{processes.tail(node.log)}")
+
+
+def client_settings(settings: Settings, state: InfraState, bootstrap: str | None = None) -> Settings:
+    """`settings` on the local cluster (or one node of it, `bootstrap`) as a client of paylimit's
+    own: on the secured listener with the local user's credentials if it runs secured."""
+    secrets = security.load(kafka_broker.secrets_dir(infra_root(settings))) if state.secure else None
+    return settings.model_copy(update={"kafka_bootstrap_servers": bootstrap or state.kafka_bootstrap,
+                                       **(secrets.client_settings() if secrets else {})})
 
 
 def _node_state(settings: Settings, node_id: int) -> InfraState:
@@ -215,6 +237,9 @@ def resolve(settings: Settings) -> Settings:
         if not state.kafka_running:
             raise InfraError("no Kafka: run `paylimit infra up` or set PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS")
         update["kafka_bootstrap_servers"] = state.kafka_bootstrap or ""
+        secrets = security.load(kafka_broker.secrets_dir(infra_root(settings))) if state.secure else None
+        if secrets:  # the secured listener's settings, except those given (a password to try, say)
+            update.update({k: v for k, v in secrets.client_settings().items() if k not in settings.model_fields_set})
     if not settings.redis_url:
         if not state.redis_running:
             raise InfraError("no Redis: run `paylimit infra up` or set PAYLIMIT_REDIS_URL")
