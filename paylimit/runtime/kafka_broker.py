@@ -79,6 +79,8 @@ default.replication.factor={rf}
 min.insync.replicas={isr}
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
+# retention checked every 5 s (the default is 5 min): records go close to their topic's retention
+log.retention.check.interval.ms=5000
 auto.create.topics.enable=true
 """
 
