@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -60,27 +58,6 @@ def test_segments_rotate_and_readers_see_every_line_once_in_order(tmp_path: Path
     line = len(path.read_bytes().splitlines()[-1]) + 1
     assert all(2000 <= p.stat().st_size < 2000 + line for p in closed)
     assert read_notifications(path) == written
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 KiB tmpfs, full but for one 4 KiB page (the filler's last page freed)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
-    try:
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-        size = 0
-        try:
-            while True:
-                size += os.write(fd, b"x" * 4096)
-        except OSError:
-            pass
-        os.ftruncate(fd, size - 4096)
-        os.close(fd)
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_short_write_on_a_full_disk_is_rolled_back_and_raised(small_disk: Path) -> None:
