@@ -83,9 +83,9 @@ def alert_key(settings: Settings, alert_id: str) -> str:
     return f"{settings.app_id}:alert:{alert_id}"
 
 
-def is_delivered(mark: str | None) -> bool:
-    """Does this alert key's value say the alert was delivered (by any notifier)?"""
-    return mark is not None and mark.split(" ", 1)[0] == DELIVERED
+def is_delivered(mark: object) -> bool:
+    """Does this alert key's value (a str: the client decodes) say the alert was delivered (by any notifier)?"""
+    return isinstance(mark, str) and mark.split(" ", 1)[0] == DELIVERED
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class Delivery:
         self._pending = Pending(notification, self.log.append(notification))
         return notification
 
-    def _settle(self, mark: str | None) -> None:
+    def _settle(self, mark: object) -> None:
         """The pending line stays if `mark` (its alert's key) says this notifier recorded it, else it goes."""
         if self._pending is None:
             return
