@@ -114,7 +114,7 @@ class Notifier:
         self._consumer.subscribe([self.settings.topic_alerts], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_revoke)
         hook = self._delivery.webhook
-        log.info("notifier %s (%s): group %s, topic %s, record %s, export %s, webhook %s", self._delivery.token[:8],
+        log.info("notifier %s (%s): group %s, topic %s, record %s, log %s, webhook %s", self._delivery.token[:8],
                  self._delivery.name, self.settings.notifier_group_id, self.settings.topic_alerts,
                  record_key(self.settings), self.settings.notifications_log, hook.origin if hook else "none")
 
