@@ -34,12 +34,12 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import redis
 
 from notifier.dead_letters import DeadLetterWriter
-from notifier.log import NotificationLog
+from notifier.log import CorruptLog, NotificationLog
 from notifier.record import counts_key, notifier_name, record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
@@ -119,20 +119,21 @@ class Delivery:
 
     def settle_log(self) -> None:
         """At start: the log's last line stays only if this notifier recorded it (see the docstring)."""
-        self._settled = True
-        last = self.log.last()
-        if last is None:
-            return
-        notification, before = last
-        age = datetime.now(timezone.utc) - notification.delivered_at
-        if age > self.settings.delivered_ttl - timedelta(days=1):
-            return  # its mark may have expired: it was recorded long ago (the crash window is milliseconds)
-        self._pending = Pending(notification, before)
         try:
-            self._settle(self.redis.get(alert_key(self.settings, notification.alert_id)))
-        except BaseException:
-            self._settled = False
-            raise
+            last = self.log.last()
+        except CorruptLog as exc:
+            log.error("%s: left as it is (not a line of this notifier's own)", exc)
+            last = None
+        if last is not None:
+            notification, before = last
+            # a mark lives DELIVERED_TTL from its record, which came after delivered_at: while the line
+            # is younger than that, the mark says who recorded it (older, it was recorded long ago)
+            if datetime.now(timezone.utc) - notification.delivered_at < self.settings.delivered_ttl:
+                mark = self.redis.get(alert_key(self.settings, notification.alert_id))
+                if mark != DELIVERED:  # a mark without a name predates logging first: its line followed the record
+                    self._pending = Pending(notification, before)
+                    self._settle(mark)
+        self._settled = True
 
     def deliver(self, alert: LimitAlert) -> Attempt:
         """One attempt at delivering `alert`; Redis/webhook/disk errors propagate (the caller retries)."""
