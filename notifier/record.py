@@ -4,8 +4,9 @@
 JSON and the name of the notifier that recorded it. Only the fenced confirm script
 (`notifier.delivery`) adds to it, in the same atomic step that marks the alert delivered, so it
 holds each alert_id exactly once; the same step trims it to its latest
-`PAYLIMIT_RECORD_MAX_ENTRIES` (`trimmed` says how many went; each notifier's log keeps them). The hash `{app_id}:notifier-counts` counts, in that same step,
-the entries each notifier recorded (its `delivered` metric, exact across kill -9).
+`PAYLIMIT_RECORD_MAX_ENTRIES` (`trimmed` says how many went; each notifier's log keeps them for
+good). The hash `{app_id}:notifier-counts` counts, in that same step, the entries each notifier
+recorded (its `delivered` metric, exact across kill -9).
 
 Durability is Redis's: run it with `appendonly yes` and `appendfsync always` (the local infra does);
 `paylimit notifications`, `paylimit verify` and the dashboard read this record, never a local file.

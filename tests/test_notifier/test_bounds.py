@@ -35,7 +35,8 @@ def test_every_topic_paylimit_creates_carries_its_retention(make_settings: Calla
     admin = AdminClient(s.kafka_client_config())
     resources = [ConfigResource(ResourceType.TOPIC, t) for t in
                  (s.topic_transactions, s.topic_alerts, s.topic_dlq, s.topic_notifications_dlq, s.topic_limits)]
-    configs = {r.name: {k: v.value for k, v in f.result().items()} for r, f in admin.describe_configs(resources).items()}
+    configs = {r.name: {k: v.value for k, v in f.result().items()}
+               for r, f in admin.describe_configs(resources).items()}
     for topic in resources[:4]:
         c = configs[topic.name]
         assert (c["retention.ms"], c["segment.ms"], c["cleanup.policy"], c["message.timestamp.type"]) == (

@@ -54,7 +54,8 @@ def test_segments_rotate_and_readers_see_every_line_once_in_order(tmp_path: Path
     for n in written[7:]:
         log.append(n)
     closed = segments(path)[:-1]
-    assert len(closed) >= 3 and [p.name for p in closed] == [f"notifications-{i:06d}.jsonl" for i in range(1, len(closed) + 1)]
+    assert len(closed) >= 3
+    assert [p.name for p in closed] == [f"notifications-{i:06d}.jsonl" for i in range(1, len(closed) + 1)]
     line = len(path.read_bytes().splitlines()[-1]) + 1
     assert all(2000 <= p.stat().st_size < 2000 + line for p in closed)
     assert read_notifications(path) == written
