@@ -55,7 +55,8 @@ class Collector:
         self.series: dict[str, deque[Any]] = {k: deque(maxlen=HISTORY) for k in
                                               ("t", "in_rate", "processed_rate", "worker_lag", "notifier_lag", "p50", "p99")}
         self.notifications: deque[dict[str, Any]] = deque(maxlen=500)
-        self.usage: dict[UserDay, tuple[float, dict[str, Any]]] = {}
+        # the pairs whose usage is shown, the latest answered kept (PAYLIMIT_DASHBOARD_USERS)
+        self.usage: stats.LRU[UserDay, tuple[float, dict[str, Any]]] = stats.LRU(settings.dashboard_users)
         self.pending: set[UserDay] = set()  # pairs whose usage changed since it was last asked for
         self.recheck: dict[UserDay, tuple[float, int]] = {}  # pair -> (when to ask again, re-asks so far)
         self.metrics: dict[str, Any] = {}
@@ -127,7 +128,8 @@ class Collector:
     def _wanted_users(self) -> list[UserDay]:
         now = time.monotonic()
         wanted = sorted(self.pending | self.active.take_dirty())
-        due, self.pending = wanted[:USAGE_PER_TICK], set(wanted[USAGE_PER_TICK:])
+        # at most PAYLIMIT_DASHBOARD_USERS wait; the others are asked after their next transaction
+        due, self.pending = wanted[:USAGE_PER_TICK], set(wanted[USAGE_PER_TICK:USAGE_PER_TICK + self.usage.capacity])
         for pair in due:
             self.recheck[pair] = (now + RECHECK_AFTER[0], 0)
         again = sorted((t, u) for u, (t, _) in self.recheck.items() if t <= now and u not in self.pending)

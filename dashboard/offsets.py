@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -117,12 +116,9 @@ UserDay = tuple[str, str]  # (user_id, local date ISO)
 class ActiveUsers:
     """A thread reading the transactions topic: the (user, local day) pairs seen, and those seen since last asked."""
 
-    def __init__(self, settings: Settings, capacity: int = 20_000) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.capacity = capacity
-        self.seen: OrderedDict[UserDay, float] = OrderedDict()
-        self.dirty: set[UserDay] = set()
-        self.days: Counter[str] = Counter()  # succeeded transactions read, per local date
+        self.dirty: set[UserDay] = set()  # taken every second: at most one second of pairs
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -145,12 +141,7 @@ class ActiveUsers:
 
     def _note(self, pair: UserDay) -> None:
         with self.lock:
-            self.seen[pair] = time.time()
-            self.seen.move_to_end(pair)
             self.dirty.add(pair)
-            self.days[pair[1]] += 1
-            while len(self.seen) > self.capacity:
-                self.seen.popitem(last=False)
 
     def run(self) -> None:
         topic = self.settings.topic_transactions

@@ -1,14 +1,33 @@
-"""Pure functions behind the dashboard's numbers: rates, latency percentiles, user buckets."""
+"""Pure functions behind the dashboard's numbers: rates, latency percentiles, user buckets; and
+the bounded map its caches use."""
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 NEAR_FRACTION = 0.2  # "near the limit": at most 20 % of the limit remains
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(OrderedDict[K, V]):
+    """A dict that keeps the `capacity` keys set most recently (`PAYLIMIT_DASHBOARD_USERS`)."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

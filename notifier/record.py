@@ -3,8 +3,10 @@
 `{app_id}:notifications` holds one entry per delivered alert, in delivery order: the `Notification`
 JSON and the name of the notifier that recorded it. Only the fenced confirm script
 (`notifier.delivery`) adds to it, in the same atomic step that marks the alert delivered, so it
-holds each alert_id exactly once. The hash `{app_id}:notifier-counts` counts, in that same step,
-the entries each notifier recorded (its `delivered` metric, exact across kill -9).
+holds each alert_id exactly once; the same step trims it to its latest
+`PAYLIMIT_RECORD_MAX_ENTRIES` (`trimmed` says how many went; each notifier's log keeps them for
+good). The hash `{app_id}:notifier-counts` counts, in that same step, the entries each notifier
+recorded (its `delivered` metric, exact across kill -9).
 
 Durability is Redis's: run it with `appendonly yes` and `appendfsync always` (the local infra does);
 `paylimit notifications`, `paylimit verify` and the dashboard read this record, never a local file.
@@ -94,6 +96,15 @@ def recorders(client: redis.Redis, settings: Settings) -> dict[str, list[str]]:
         alert_id = Notification.model_validate_json(fields["notification"]).alert_id
         out.setdefault(fields.get("notifier", ""), []).append(alert_id)
     return out
+
+
+def trimmed(client: redis.Redis, settings: Settings) -> int:
+    """How many entries the record's trimming removed (0 when it does not exist yet)."""
+    try:
+        info: dict[str, Any] = client.xinfo_stream(record_key(settings))  # type: ignore[assignment]
+    except redis.ResponseError:  # no such key
+        return 0
+    return int(info.get("entries-added", info["length"])) - int(info["length"])
 
 
 def notifier_counts(client: redis.Redis, settings: Settings) -> dict[str, int]:

@@ -10,6 +10,13 @@ permanent failure, the alert goes to the notifications' dead letters and is reco
 so a bad webhook holds the alerts behind it up for `PAYLIMIT_WEBHOOK_RETRY_FOR` at most. Webhook
 failures are counted by kind in `NotifierStats`. `run()` loops until `stop()`, so a test can drive
 the service from a thread.
+
+Falling behind the topic's retention: the notifier knows the offset it should read next on each
+partition (the group's committed one when the partition is assigned, then one past each record);
+when the broker deleted records from there on before it read them (the partition's low
+watermark is past it, at assignment or as the next record comes), it logs an error naming the
+partition and the offsets lost, and counts them (`lost_to_retention`): alerts lost that way
+never reach the record, and nothing else would say so.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
 from notifier.delivery import Attempt, Delivery, Outcome
@@ -49,6 +56,7 @@ class NotifierStats:
     retries: int = 0
     webhook_failures: Counter[str] = field(default_factory=Counter)  # failed POSTs by kind (notifier.webhook)
     webhook_dead_lettered: int = 0  # alerts recorded but given up on by the webhook
+    lost_to_retention: int = 0  # alerts the broker deleted (retention) before this notifier read them
 
     def as_dict(self) -> dict[str, Any]:
         return {**vars(self), "webhook_failures": dict(self.webhook_failures)}
@@ -79,6 +87,7 @@ class Notifier:
         self._consumer: Consumer | None = None
         self._delivery: Delivery | None = None
         self._kafka_error: str | None = None
+        self._next: dict[int, int] = {}  # partition -> the offset to read next (see the docstring)
 
     def start(self) -> None:
         """Open the consumer and the Redis client; idempotent."""
@@ -102,9 +111,10 @@ class Notifier:
             "error_cb": self._on_kafka_error,
         })
         self._consumer = Consumer(conf)
-        self._consumer.subscribe([self.settings.topic_alerts])
+        self._consumer.subscribe([self.settings.topic_alerts], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)
         hook = self._delivery.webhook
-        log.info("notifier %s (%s): group %s, topic %s, record %s, export %s, webhook %s", self._delivery.token[:8],
+        log.info("notifier %s (%s): group %s, topic %s, record %s, log %s, webhook %s", self._delivery.token[:8],
                  self._delivery.name, self.settings.notifier_group_id, self.settings.topic_alerts,
                  record_key(self.settings), self.settings.notifications_log, hook.origin if hook else "none")
 
@@ -144,6 +154,10 @@ class Notifier:
 
     def handle(self, msg: Message) -> None:
         """Deliver one alert record (or skip an invalid one), then store its offset."""
+        partition, offset = msg.partition() or 0, msg.offset() or 0
+        if offset > self._next.get(partition, offset):
+            self._check_retention(partition, offset)
+        self._next[partition] = offset + 1
         alert = self._parse(msg)
         if alert is not None and not self._deliver(alert):
             return  # stopped before it was delivered: its offset stays unstored, it is replayed
@@ -237,6 +251,39 @@ class Notifier:
         except KafkaException as exc:
             # e.g. the partition was revoked meanwhile: the new owner replays it and drops the duplicate
             log.warning("could not store offset %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            log.warning("could not read the committed offsets of %s: %s", self.settings.topic_alerts, exc)
+            return
+        for tp in committed:
+            if tp.offset >= 0:  # a group with no commit yet starts at the earliest record there is
+                self._next[tp.partition] = tp.offset
+                self._check_retention(tp.partition, None)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._next.pop(tp.partition, None)
+
+    def _check_retention(self, partition: int, seen: int | None) -> None:
+        """Report the records before `seen` (or the low watermark) that the broker deleted unread."""
+        assert self._consumer is not None
+        expected, topic = self._next[partition], self.settings.topic_alerts
+        try:
+            low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+        except KafkaException as exc:
+            log.warning("could not read the low watermark of %s[%d]: %s", topic, partition, exc)
+            return
+        lost = min(low, seen if seen is not None else low) - expected
+        if lost > 0:
+            self.stats.lost_to_retention += lost
+            self._next[partition] = expected + lost
+            log.error("notifier fell behind the retention of %s[%d]: %d alert record%s (offsets %d to %d) deleted by "
+                      "the broker before this notifier read them, never delivered; the topic keeps records for "
+                      "PAYLIMIT_TOPIC_RETENTION", topic, partition, lost, "s" if lost != 1 else "", expected,
+                      expected + lost - 1)
 
     def _on_poll_error(self, err: KafkaError, backoff: Backoff) -> None:
         if err.code() == KafkaError._PARTITION_EOF:

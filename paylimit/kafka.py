@@ -104,18 +104,28 @@ def with_replication(settings: Settings, brokers: int) -> Settings:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """The topics paylimit owns (settings through `with_replication`); limits are compacted (latest
-    override per user wins)."""
+    """The topics paylimit owns (settings through `with_replication`), each with its retention set
+    explicitly, never the broker's default: the others delete records `PAYLIMIT_TOPIC_RETENTION`
+    after the broker appended them (LogAppendTime: a producer's clock cannot stretch or shorten
+    that, and the delivered marks' horizon rests on it); limits are compacted (latest override per
+    user wins) and kept for good."""
     p, rf = settings.partitions, settings.replication_factor
     assert rf is not None, "topic_specs needs settings through with_replication"
     replicas = {"min.insync.replicas": str(settings.min_insync_replicas)}
+    deleting = {**replicas, "cleanup.policy": "delete", "message.timestamp.type": "LogAppendTime",
+                "retention.ms": str(int(settings.topic_retention.total_seconds() * 1000)),
+                "segment.ms": str(int(settings.topic_segment.total_seconds() * 1000))}
     return [
-        NewTopic(settings.topic_transactions, p, rf, config=replicas),
-        NewTopic(settings.topic_alerts, p, rf, config=replicas),
-        NewTopic(settings.topic_dlq, p, rf, config=replicas),
-        NewTopic(settings.topic_notifications_dlq, p, rf, config=replicas),
-        NewTopic(settings.topic_limits, 1, rf, config={"cleanup.policy": "compact", **replicas}),
+        NewTopic(settings.topic_transactions, p, rf, config=deleting),
+        NewTopic(settings.topic_alerts, p, rf, config=deleting),
+        NewTopic(settings.topic_dlq, p, rf, config=deleting),
+        NewTopic(settings.topic_notifications_dlq, p, rf, config=deleting),
+        NewTopic(settings.topic_limits, 1, rf, config={**replicas, **KEEP_COMPACTED}),
     ]
+
+
+#: a compacted topic's config: the latest record per key kept for good (compaction bounds it)
+KEEP_COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0, extra: Iterable[NewTopic] = ()) -> Settings:

@@ -183,6 +183,19 @@ class Settings(BaseSettings):
     notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
                                             "loop runs (a health check's probe); None: no file")
 
+    # bounds on what paylimit keeps (README: Operating paylimit, Bounds)
+    topic_retention: PositiveDuration = Field(timedelta(days=7), description="retention.ms of the topics paylimit "
+                                              "creates that delete old records (not the compacted ones)")
+    topic_segment: PositiveDuration = Field(timedelta(days=1), description="segment.ms of those topics: a record "
+                                            "is deleted at most TOPIC_RETENTION + TOPIC_SEGMENT after it was written")
+    delivered_ttl: PositiveDuration = Field(timedelta(days=30), description="How long Redis keeps an alert's "
+                                            "`delivered` mark: more than any replay can reach (see the check)")
+    record_max_entries: int = Field(100_000, ge=1, description="Entries the shared record of notifications "
+                                    "(Redis stream) keeps, the latest; older ones are trimmed")
+    log_segment_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Size at which the notifications "
+                                   "log starts a new segment file")
+    dashboard_users: int = Field(20_000, ge=1, description="(user, day) pairs the dashboard keeps in memory")
+
     @field_validator("webhook_url", mode="before")
     @classmethod
     def _webhook_url_is_http(cls, v: Any) -> Any:
@@ -215,6 +228,18 @@ class Settings(BaseSettings):
         if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
             raise ValueError("PAYLIMIT_KAFKA_SSL_CERTIFICATE_LOCATION and PAYLIMIT_KAFKA_SSL_KEY_LOCATION go together")
         return self
+
+    @field_validator("delivered_ttl")
+    @classmethod
+    def _ttl_beyond_replay(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        # an alert comes back at most one transactions record's and one alert record's lifetime after
+        # its first delivery (README: Bounds); an hour more covers the broker's retention check
+        retention, segment = info.data.get("topic_retention"), info.data.get("topic_segment")
+        if retention is not None and segment is not None and v < 2 * (retention + segment) + timedelta(hours=1):
+            raise ValueError(f"must be at least 2 x (PAYLIMIT_TOPIC_RETENTION + PAYLIMIT_TOPIC_SEGMENT) + 1 h "
+                             f"({2 * (retention + segment) + timedelta(hours=1)}): a replayed alert could be "
+                             "delivered again")
+        return v
 
     @field_validator("min_insync_replicas")
     @classmethod

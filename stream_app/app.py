@@ -159,8 +159,11 @@ def build_app(settings: Settings) -> faust.App:
     # values are the JSON bytes themselves, in memory and in the changelog (see StagedWrites)
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes,
                      store=STORE_URL, options={"settings": settings},  # restored in bulk (stream_app.restore)
-                     # faust's changelog is compacted; without closed segments it never is
-                     extra_topic_configs={"segment.ms": int(settings.changelog_segment.total_seconds() * 1000),
+                     # faust's changelog is compacted; without closed segments it never is. Kept for
+                     # good, whatever the broker's default: compaction bounds it (days are
+                     # tombstoned twice the retention after they end)
+                     extra_topic_configs={"retention.ms": -1,
+                                          "segment.ms": int(settings.changelog_segment.total_seconds() * 1000),
                                           "min.insync.replicas": settings.min_insync_replicas or 1})
     cast(Any, days).value_serializer = "raw"  # faust derives "json" from value_type; restore the bytes as they are
     limits = limits_table(app)

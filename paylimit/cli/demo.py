@@ -286,7 +286,7 @@ def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> bool:
     console.print(verification_table(result))
     console.print(verdict(result))
     paths = Table(show_header=False, box=None)
-    paths.add_row("notifications export", str(s.notifications_log))
+    paths.add_row("notifications log", str(s.notifications_log))
     paths.add_row("expected alerts", str(s.home / EXPECTED_ALERTS))
     paths.add_row("service logs", str(s.home / "logs"))
     paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")

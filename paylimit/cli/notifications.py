@@ -14,9 +14,10 @@ import redis
 import typer
 from rich.table import Table
 
-from paylimit.cli.common import console, settings
+from paylimit.cli.common import console, err_console, settings
 from paylimit.contracts import Notification
 from paylimit.errors import ConfigError, InfraError
+from paylimit.settings import Settings
 from paylimit.verify import Verification, read_expected, verify as compare
 
 
@@ -78,6 +79,7 @@ def notifications(
     with _reading_record():
         everything, end = read_record_at(client, s)
         counts = notifier_counts(client, s)
+        _note_trimmed(client, s)
     existing = [n for n in everything if _matches(n, user, wanted)]
     if as_json:
         for n in existing:
@@ -99,6 +101,16 @@ def notifications(
                     console.print("  ".join(_row(n)), highlight=False)
     except KeyboardInterrupt:
         return
+
+
+def _note_trimmed(client: redis.Redis, s: Settings) -> None:
+    """Say so on stderr when the record no longer holds every notification (its bound)."""
+    from notifier.record import trimmed
+
+    if gone := trimmed(client, s):
+        err_console.print(f"note: the record holds the latest {s.record_max_entries:,} notifications; {gone:,} older "
+                          "ones were trimmed (PAYLIMIT_RECORD_MAX_ENTRIES): each notifier's notifications log has "
+                          "them", highlight=False, markup=False)
 
 
 def verification_table(result: Verification) -> Table:
@@ -130,7 +142,9 @@ def verify(
     s = settings()
     want = read_expected(expected)
     with _reading_record():
-        delivered = read_record(redis_client(s), s)
+        client = redis_client(s)
+        delivered = read_record(client, s)
+        _note_trimmed(client, s)
     result = compare(want, delivered)
     if as_json:
         print(json.dumps(result.as_json()))

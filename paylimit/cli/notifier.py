@@ -27,6 +27,6 @@ def notifier() -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    print(f"paylimit notifier {s.notifier_group_id} on {s.kafka_bootstrap_servers}; export {s.notifications_log}",
+    print(f"paylimit notifier {s.notifier_group_id} on {s.kafka_bootstrap_servers}; log {s.notifications_log}",
           flush=True)
     service.run()

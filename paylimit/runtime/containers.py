@@ -37,7 +37,11 @@ def kafka_and_redis() -> Iterator[tuple[str, str]]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.redis import RedisContainer
 
-    with KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka, RedisContainer(REDIS_IMAGE).with_command(
+    # retention is checked every 5 s from 5 s after the start (the broker's defaults: 5 min, 30 s), as locally
+    kafka_container = (KafkaContainer(KAFKA_IMAGE).with_kraft()
+                       .with_env("KAFKA_LOG_RETENTION_CHECK_INTERVAL_MS", "5000")
+                       .with_env("KAFKA_LOG_INITIAL_TASK_DELAY_MS", "5000"))
+    with kafka_container as kafka, RedisContainer(REDIS_IMAGE).with_command(
         "redis-server --appendonly yes --appendfsync always"
     ) as rds:
         host, port = rds.get_container_host_ip(), rds.get_exposed_port(6379)

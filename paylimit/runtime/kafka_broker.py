@@ -79,6 +79,10 @@ default.replication.factor={rf}
 min.insync.replicas={isr}
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
+# retention checked every 5 s, the first time 5 s after the start (the defaults: 5 min, 30 s):
+# records go close to their topic's retention
+log.retention.check.interval.ms=5000
+log.initial.task.delay.ms=5000
 auto.create.topics.enable=true
 """
 

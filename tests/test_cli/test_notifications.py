@@ -154,3 +154,11 @@ def test_verify_missing_file_prints_one_line_without_traceback(home: Settings, t
                           env={**os.environ, **home.as_env(), "COLUMNS": "300"}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"error: expected alerts file not found: {tmp_path / 'nope.jsonl'}"]
+
+
+def test_verify_says_when_the_record_was_trimmed(home: Settings, tmp_path: Path) -> None:
+    redis_client(home).xtrim(record_key(home), maxlen=1, approximate=False)  # as the record's bound does
+    code, out = invoke(home.model_copy(update={"record_max_entries": 1}), "verify", "--expected",
+                       str(write_expected(tmp_path / "expected.jsonl", C)))
+    assert "the record holds the latest 1 notifications; 2 older ones were trimmed" in out, out
+    assert code == 0, out

@@ -18,7 +18,8 @@ from typing import Callable
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from notifier.record import read_delivered
+from notifier.log import read_notifications
+from notifier.record import notifier_name, read_delivered, recorders, redis_client
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from tests.test_faults.helpers import assert_exact, kill_and_check, simulate_in_background, wait_for
@@ -74,5 +75,8 @@ def test_notifier_killed_between_delivery_and_commit(make_settings: Callable[...
         assert kills == 5 and notifier.restarts == 5
         assert window_hits >= 1, "no kill landed between a delivery and its offset commit"
         assert_exact(settings, background.out)
+        # its log (killed 5 times, some kills between a line and its record): exactly what it recorded, in order
+        by = recorders(redis_client(settings), settings)
+        assert [n.alert_id for n in read_notifications(settings.notifications_log)] == by[notifier_name(settings)]
     finally:
         pipeline.stop()

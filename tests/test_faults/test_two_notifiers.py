@@ -20,6 +20,7 @@ from typing import Callable
 
 import pytest
 
+from notifier.log import read_notifications
 from notifier.record import notifier_counts, notifier_name, read_record, recorders, redis_client
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
@@ -76,6 +77,8 @@ def test_two_notifiers_one_killed_20_times_record_each_alert_once(
             by = recorders(r, settings)
             counts = notifier_counts(r, settings)
             assert counts == {who: len(got) for who, got in by.items()}
+            for s in (settings, other.settings):  # each notifier's log: exactly what it recorded, in order
+                assert [n.alert_id for n in read_notifications(s.notifications_log)] == by.get(notifier_name(s), [])
             assert set(counts) <= {name, notifier_name(other.settings)} and sum(counts.values()) == len(ids)
             assert set(ids) <= {req.alert_id for req in hook.received()}  # the webhook: at least once
         finally:
