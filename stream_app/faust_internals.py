@@ -36,8 +36,8 @@ def recovered(app: faust.App) -> bool:
 
 
 async def commit_offsets(app: faust.App, offsets: dict[TP, int]) -> bool:
-    """Commit these offsets for the group: faust's public `commit` commits its ack list, which
-    lacks the records the worker reads itself."""
+    """Commit these offsets for the group: faust's public `commit` commits only its ack list, and
+    the transactions are never acked in faust (the worker reads them itself)."""
     return bool(await app.consumer._commit(offsets))  # type: ignore[attr-defined]
 
 
