@@ -35,13 +35,7 @@ from paylimit.verify import read_expected, verify
 
 def _run_settings(base: Settings) -> Settings:
     run = datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
-    return base.model_copy(update={
-        "app_id": f"paylimit-{run}",
-        "topic_transactions": f"{run}.payments.transactions",
-        "topic_alerts": f"{run}.payments.alerts",
-        "topic_dlq": f"{run}.payments.transactions.dlq",
-        "home": base.home / "runs" / run,
-    })
+    return base.isolated(run, base.home / "runs" / run)
 
 
 def _needs_local_infra(base: Settings) -> bool:
