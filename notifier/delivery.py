@@ -8,7 +8,7 @@
   time used up) goes to the notifications' dead-letter topic, and the alert is recorded all the same.
 - record: one Lua script, the commit point. Only if the key still holds this reservation's token
   does it set the key to `delivered` (no expiry), add the notification to the shared record
-  (`notifier.record`) and count it for this notifier; otherwise it changes nothing (FENCED). A
+  (`paylimit.notification_record`) and count it for this notifier; otherwise it changes nothing (FENCED). A
   script runs atomically, so the check and the record are one step: a notifier whose lease ran out
   cannot record, and no alert_id is recorded twice, whichever machines the notifiers run on.
 - export: then, and only then, one line in this notifier's local JSONL (`notifier.log`), for people
@@ -32,7 +32,7 @@ import redis
 
 from notifier.dead_letters import DeadLetterWriter
 from notifier.log import append_notification
-from notifier.record import counts_key, notifier_name, record_key
+from paylimit.notification_record import counts_key, notifier_name, record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
 from paylimit.settings import Settings

@@ -1,6 +1,6 @@
 """The notifications export: an append-only JSONL file, one `contracts.Notification` per line.
 
-The notifier appends each notification here after it is in the shared record (`notifier.record`),
+The notifier appends each notification here after it is in the shared record (`paylimit.notification_record`),
 for people who tail files; it is this notifier's copy, not the record, and nothing reads it back.
 
 `append_notification` writes one whole line with a single `write()` on an O_APPEND file, then

@@ -26,8 +26,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from pydantic import ValidationError
 
 from notifier.delivery import Attempt, Delivery, Outcome
-from notifier.record import redis_client
-from notifier.record import record_key
+from paylimit.notification_record import redis_client
+from paylimit.notification_record import record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert
 from paylimit.settings import Settings

@@ -98,7 +98,7 @@ class Progress:
             stop.wait(0.5)
 
     def refresh(self) -> None:
-        from notifier.record import read_delivered
+        from paylimit.notification_record import read_delivered
 
         try:  # first: the lag below may wait on a broker just killed
             self.health = self.cluster.health()
@@ -264,7 +264,7 @@ def _left_running(base: Settings, pipeline: Pipeline) -> None:
 
 
 def _delivered(s: Settings) -> list:
-    from notifier.record import read_delivered
+    from paylimit.notification_record import read_delivered
 
     return read_delivered(s)
 

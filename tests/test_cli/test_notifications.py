@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from notifier.delivery import Delivery, Outcome
-from notifier.record import redis_client
-from notifier.record import notifier_name, record_key
+from paylimit.notification_record import redis_client
+from paylimit.notification_record import notifier_name, record_key
 from paylimit.cli.main import app
 from paylimit.contracts import Notification, encode
 from paylimit.errors import ConfigError, InfraError

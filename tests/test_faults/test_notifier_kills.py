@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from notifier.record import read_delivered
+from paylimit.notification_record import read_delivered
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from tests.test_faults.helpers import assert_exact, kill_and_check, simulate_in_background, wait_for

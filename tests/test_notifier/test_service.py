@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
 from notifier.delivery import Delivery, alert_key
-from notifier.record import redis_client
+from paylimit.notification_record import redis_client
 from notifier.log import read_notifications
 from notifier.service import Notifier
 from paylimit.contracts import LimitAlert, encode
