@@ -11,19 +11,18 @@ faust internals the worker needs are in `stream_app.faust_internals`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 import faust
 from confluent_kafka.admin import NewTopic
 from mode.utils.times import want_seconds
-from faust.types import TP
 from faust.types.tables import GlobalTableT
 
 from paylimit.settings import Settings
 from stream_app.batch import Days
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
-from stream_app.faust_internals import check, commit_offsets, key_partitions, recovered, store_dict
+from stream_app.faust_internals import FaustGroup, check, key_partitions, recovered, store_dict
 from stream_app.processor import Processor
 from stream_app.restore import STORE_URL
 from stream_app.views import register_views
@@ -52,34 +51,6 @@ def _credentials(settings: Settings) -> Any:
         mechanism=settings.kafka_sasl_mechanism or "PLAIN",
         ssl_context=ssl_context,
     )
-
-
-class FaustGroup:
-    """The consumer group as the core sees it (`stream_app.checkpoint.Group`): faust's."""
-
-    def __init__(self, app: faust.App, topic: str) -> None:
-        self.app, self.topic = app, topic
-
-    def ready(self) -> bool:
-        return not self.app.rebalancing and recovered(self.app)
-
-    def assigned(self) -> list[int]:
-        return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic]
-
-    def generation(self) -> int:
-        return self.app.consumer_generation_id
-
-    def pause(self, partitions: Sequence[int]) -> None:
-        self.app.consumer.pause_partitions({TP(self.topic, p) for p in partitions})
-
-    def stopping(self) -> bool:
-        return self.app.should_stop
-
-    def rebalancing(self) -> bool:
-        return self.app.rebalancing
-
-    async def commit(self, offsets: dict[int, int]) -> bool:
-        return await commit_offsets(self.app, {TP(self.topic, p): o for p, o in offsets.items()})
 
 
 def limits_table(app: faust.App) -> GlobalTableT:
