@@ -32,9 +32,9 @@ import redis
 
 from notifier.dead_letters import DeadLetterWriter
 from notifier.log import append_notification
-from paylimit.notification_record import counts_key, notifier_name, record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
+from paylimit.notification_record import counts_key, notifier_name, record_key
 from paylimit.settings import Settings
 
 log = logging.getLogger("paylimit.notifier")

@@ -26,10 +26,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from pydantic import ValidationError
 
 from notifier.delivery import Attempt, Delivery, Outcome
-from paylimit.notification_record import redis_client
-from paylimit.notification_record import record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert
+from paylimit.notification_record import record_key, redis_client
 from paylimit.settings import Settings
 
 log = logging.getLogger("paylimit.notifier")

@@ -13,10 +13,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
 from notifier.delivery import Delivery, alert_key
-from paylimit.notification_record import redis_client
 from notifier.log import read_notifications
 from notifier.service import Notifier
 from paylimit.contracts import LimitAlert, encode
+from paylimit.notification_record import redis_client
 from paylimit.settings import Settings
 from tests.test_notifier.factory import make_alert
 from tests.test_notifier.test_delivery import stream_ids
