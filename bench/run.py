@@ -53,11 +53,8 @@ def infra(settings: Settings, console: Console) -> Iterator[Settings]:
 def phase_settings(base: Settings, run_home: Path, name: str, partitions: int, topic: str | None = None) -> Settings:
     """Fresh topics, consumer groups and home for one phase (on `topic` when given)."""
     tag = uuid.uuid4().hex[:8]
-    return base.model_copy(update={
-        "home": run_home / name, "app_id": f"bench-{name}-{tag}", "partitions": partitions,
-        "topic_transactions": topic or f"bench-{name}-tx-{tag}", "topic_alerts": f"bench-{name}-alerts-{tag}",
-        "topic_dlq": f"bench-{name}-dlq-{tag}", "notifier_group": None, "web_port": 0,
-    })
+    return base.isolated(f"bench-{name}-{tag}", run_home / name, partitions=partitions,
+                         **({"topic_transactions": topic} if topic else {}))
 
 
 class Phases:

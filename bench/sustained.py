@@ -16,8 +16,8 @@ from typing import Callable
 from bench.catchup import rss_mb
 from bench.figures import latency_summary_ms
 from bench.paced import PacedProducer
-from notifier.record import read_delivered
 from paylimit.errors import InfraError
+from paylimit.notification_record import read_delivered
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 

@@ -26,6 +26,7 @@ from confluent_kafka import KafkaException
 from dashboard import stats
 from dashboard.offsets import ActiveUsers, KafkaProbe, Offsets, UserDay
 from dashboard.sources import NotificationFeed, Workers
+from paylimit.errors import InfraError
 from paylimit.settings import Settings
 
 HISTORY = 120  # samples, one a second
@@ -111,6 +112,8 @@ class Collector:
             self.errors["kafka"] = None
         except KafkaException as exc:
             self.errors["kafka"] = str(exc.args[0])[:200]
+        except InfraError as exc:  # a group's lag not read (paylimit.kafka.LagReader)
+            self.errors["kafka"] = str(exc)[:200]
         in_rate = done_rate = None
         if self.offsets:
             point = (now, self.offsets.produced)

@@ -2,7 +2,7 @@
 
 Blocking confluent-kafka calls; the collector runs them in a thread. One AdminClient answers the
 end offsets in batched requests; the committed offsets of each consumer group come from a consumer
-of that group that never joins it (`committed()`, what `paylimit.kafka.LagReader` reads). Not the
+of that group that never joins it (`paylimit.kafka.LagReader`'s `committed()`). Not the
 AdminClient's list_consumer_group_offsets: when the group's coordinator is not ready yet (a fresh
 broker still creating `__consumer_offsets`) its NOT_COORDINATOR answer makes librdkafka (up to
 2.16 at least) dereference the group handle an AdminClient does not have: a segfault in rdk:main.
@@ -25,6 +25,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from paylimit.kafka import LagReader
 from paylimit.settings import Settings
 
 LOOKBACK_S = 48 * 3600  # "today" in any zone (UTC-12 .. UTC+14) started less than 48 h ago
@@ -44,52 +45,37 @@ class KafkaProbe:
         self.settings = settings
         self.timeout = timeout
         self.admin: AdminClient | None = None
-        self.groups: dict[str, Consumer] = {}
+        self.lags: tuple[LagReader, LagReader] | None = None  # the workers' group, the notifier's
         # one look at a time: a look the collector gave up on (its timeout) may still run in its thread
         self.lock = threading.Lock()
 
     def start(self) -> None:
-        self.admin = AdminClient(self.settings.kafka_client_config(log_level=0))
-        self.groups = {group: Consumer(self.settings.kafka_client_config(**{
-            "group.id": group, "enable.auto.commit": False, "log_level": 0}))
-            for group in (self.settings.app_id, self.settings.notifier_group_id)}
+        s = self.settings
+        self.admin = AdminClient(s.kafka_client_config(log_level=0))
+        self.lags = (LagReader(s, s.app_id, s.topic_transactions, self.timeout, log_level=0),
+                     LagReader(s, s.notifier_group_id, s.topic_alerts, self.timeout, log_level=0))
 
     def stop(self) -> None:
         with self.lock:
-            for consumer in self.groups.values():
-                consumer.close()
-            self.groups = {}
+            for reader in self.lags or ():
+                reader.close()
+            self.lags = None
 
-    def _partitions(self, topic: str) -> list[TopicPartition]:
+    def _ends(self, topic: str) -> dict[int, int]:
         assert self.admin is not None
         md = self.admin.list_topics(topic, timeout=self.timeout).topics[topic]
         if md.error is not None:
             raise KafkaException(md.error)
-        return [TopicPartition(topic, p) for p in md.partitions]
-
-    def _ends(self, tps: list[TopicPartition]) -> dict[int, int]:
-        assert self.admin is not None
-        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=self.timeout)
+        futures = self.admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in md.partitions},
+                                          request_timeout=self.timeout)
         return {tp.partition: fut.result().offset for tp, fut in futures.items()}
 
-    def _lag(self, group: str, tps: list[TopicPartition], ends: dict[int, int]) -> int:
-        committed = {tp.partition: tp.offset for tp in self.groups[group].committed(tps, timeout=self.timeout)}
-        # no commit yet: the group starts from the earliest offset, so everything is lag
-        return sum(end - max(committed.get(p, -1), 0) for p, end in ends.items())
-
     def offsets(self) -> Offsets:
+        """InfraError (a group's coordinator not ready yet, say) or KafkaException when Kafka does not answer."""
         with self.lock:
-            return self._offsets()
-
-    def _offsets(self) -> Offsets:
-        s = self.settings
-        tx = self._partitions(s.topic_transactions)
-        tx_ends = self._ends(tx)
-        alerts = self._partitions(s.topic_alerts)
-        alert_ends = self._ends(alerts)
-        return Offsets(produced=sum(tx_ends.values()),
-                       worker_lag=self._lag(s.app_id, tx, tx_ends),
-                       notifier_lag=self._lag(s.notifier_group_id, alerts, alert_ends))
+            assert self.lags is not None
+            produced = sum(self._ends(self.settings.topic_transactions).values())
+            return Offsets(produced=produced, worker_lag=self.lags[0].lag(), notifier_lag=self.lags[1].lag())
 
 
 def succeeded_local_date(raw: bytes | None, default_zone: str) -> str | None:

@@ -82,7 +82,7 @@ class Workers:
 
 
 def stream_key(settings: Settings) -> str:
-    """The shared record of delivered notifications (a Redis stream every notifier adds to; `notifier.record`)."""
+    """The shared record of delivered notifications (a Redis stream every notifier adds to; `paylimit.notification_record`)."""
     return f"{settings.app_id}:notifications"
 
 

@@ -10,7 +10,7 @@
   full and fsynced or not at all: a full disk fails the attempt (retried, nothing recorded).
 - record: one Lua script, the commit point. Only if the key still holds this reservation's token
   does it set the key to `delivered <notifier>` (expiring after `PAYLIMIT_DELIVERED_TTL`), add the
-  notification to the shared record (`notifier.record`, trimmed to its latest
+  notification to the shared record (`paylimit.notification_record`, trimmed to its latest
   `PAYLIMIT_RECORD_MAX_ENTRIES`) and count it for this notifier; otherwise it changes nothing
   (FENCED). A script runs atomically, so the check and the record are one step: a notifier whose
   lease ran out cannot record, and no alert_id is recorded twice, whichever machines the
@@ -40,9 +40,10 @@ import redis
 
 from notifier.dead_letters import DeadLetterWriter
 from notifier.log import CorruptLog, NotificationLog
-from notifier.record import counts_key, notifier_name, record_key
+from paylimit.notification_record import counts_key, notifier_name, record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert, Notification, NotificationDeadLetter, encode
+from paylimit.notification_record import counts_key, notifier_name, record_key
 from paylimit.settings import Settings
 
 log = logging.getLogger("paylimit.notifier")

@@ -33,10 +33,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from pydantic import ValidationError
 
 from notifier.delivery import Attempt, Delivery, Outcome
-from notifier.record import redis_client
-from notifier.record import record_key
 from notifier.webhook import Webhook, WebhookFailure
 from paylimit.contracts import LimitAlert
+from paylimit.notification_record import record_key, redis_client
 from paylimit.settings import Settings
 
 log = logging.getLogger("paylimit.notifier")

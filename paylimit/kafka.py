@@ -194,11 +194,12 @@ class LagReader:
     read again and again on one consumer: a new client per look costs the broker a connection,
     metadata and a coordinator lookup, which is noise in what a benchmark or the demo watches."""
 
-    def __init__(self, settings: Settings, group: str, topic: str, timeout: float = 10.0) -> None:
+    def __init__(self, settings: Settings, group: str, topic: str, timeout: float = 10.0, **config: Any) -> None:
         from confluent_kafka import Consumer
 
         self.group, self.topic, self.timeout = group, topic, timeout
-        self.consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False}))
+        self.consumer = Consumer(settings.kafka_client_config(**{"group.id": group, "enable.auto.commit": False,
+                                                                 **config}))
 
     def lag(self) -> int:
         """Asked again on transient broker errors (a just-created topic without a leader yet)."""

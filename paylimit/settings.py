@@ -279,6 +279,18 @@ class Settings(BaseSettings):
     def notifier_group_id(self) -> str:
         return self.notifier_group or f"{self.app_id}-notifier"
 
+    def isolated(self, run: str, home: Path, **overrides: Any) -> Settings:
+        """These settings for a run of its own on the same Kafka and Redis (the demo, chaos, the
+        tests): topics and consumer groups named after `run`, its own home, the worker's port
+        picked free; `overrides` win. Validated like the environment's."""
+        values: dict[str, Any] = dict(self)
+        values.update({
+            "app_id": f"{self.app_id}-{run}", "topic_transactions": f"{run}.{self.topic_transactions}",
+            "topic_alerts": f"{run}.{self.topic_alerts}", "topic_dlq": f"{run}.{self.topic_dlq}",
+            "topic_notifications_dlq": f"{run}.{self.topic_notifications_dlq}", "notifier_group": None,
+            "home": home, "web_port": 0, **overrides})
+        return type(self).model_validate(values)
+
     def as_env(self) -> dict[str, str]:
         """These settings as PAYLIMIT_* variables, for child processes (`paylimit worker`, …)."""
         env = {f"PAYLIMIT_{k.upper()}": str(v) for k, v in self.model_dump(mode="json", exclude_none=True).items()}

@@ -11,21 +11,19 @@ faust internals the worker needs are in `stream_app.faust_internals`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 import faust
 from confluent_kafka.admin import NewTopic
 from mode.utils.times import want_seconds
-from faust.types import TP
 from faust.types.tables import GlobalTableT
 
 from paylimit.settings import Settings
 from stream_app.batch import Days
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
-from stream_app.faust_internals import check, commit_offsets, key_partitions, recovered, store_dict
+from stream_app.faust_internals import FaustGroup, check, key_partitions, recovered, store_dict
 from stream_app.processor import Processor
-from stream_app.reader import Record
 from stream_app.restore import STORE_URL
 from stream_app.views import register_views
 
@@ -58,34 +56,6 @@ def _credentials(settings: Settings) -> Any:
         mechanism=settings.kafka_sasl_mechanism,
         ssl_context=ssl_context,
     )
-
-
-class FaustGroup:
-    """The consumer group as the core sees it (`stream_app.checkpoint.Group`): faust's."""
-
-    def __init__(self, app: faust.App, topic: str) -> None:
-        self.app, self.topic = app, topic
-
-    def ready(self) -> bool:
-        return not self.app.rebalancing and recovered(self.app)
-
-    def assigned(self) -> list[int]:
-        return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic]
-
-    def generation(self) -> int:
-        return self.app.consumer_generation_id
-
-    def pause(self, partitions: Sequence[int]) -> None:
-        self.app.consumer.pause_partitions({TP(self.topic, p) for p in partitions})
-
-    def stopping(self) -> bool:
-        return self.app.should_stop
-
-    def rebalancing(self) -> bool:
-        return self.app.rebalancing
-
-    async def commit(self, offsets: dict[int, int]) -> bool:
-        return await commit_offsets(self.app, {TP(self.topic, p): o for p, o in offsets.items()})
 
 
 def limits_table(app: faust.App) -> GlobalTableT:
@@ -153,9 +123,11 @@ def build_app(settings: Settings) -> faust.App:
         canonical_url=settings.advertised_url,  # what the other workers forward usage queries to
         datadir=str(settings.home / "worker"),
     )
-    # bytes in: the contracts parse, so a bad record becomes a dead letter
+    # subscribed so that faust assigns the worker its partitions, co-partitioned with `days`; the
+    # records are the reader's (`stream_app.reader`). acks=False: faust never commits offsets of its
+    # own for them, only the checkpoint does, from the state (`stream_app.checkpoint`)
     transactions = app.topic(settings.topic_transactions, partitions=settings.partitions, key_type=bytes,
-                             value_type=bytes, key_serializer="raw", value_serializer="raw")
+                             value_type=bytes, key_serializer="raw", value_serializer="raw", acks=False)
     # values are the JSON bytes themselves, in memory and in the changelog (see StagedWrites)
     days = app.Table("days", default=None, partitions=settings.partitions, value_type=bytes,
                      store=STORE_URL, options={"settings": settings},  # restored in bulk (stream_app.restore)
@@ -186,12 +158,12 @@ def build_app(settings: Settings) -> faust.App:
     async def commit_progress() -> None:
         await processor.commit()
 
-    @app.agent(transactions, name="count-transactions")
-    async def count_transactions(stream: faust.StreamT) -> None:
-        """What faust delivers before the processor pauses its fetching (see `stream_app.processor`)."""
-        async for events in cast(Any, stream).take_events(settings.batch_max, within=settings.batch_window):
-            await processor.process_delivered([Record(e.message.topic, e.message.partition, e.message.offset,
-                                                      e.message.key, e.message.value) for e in events])
+    @app.agent(transactions, name="drop-delivered")
+    async def drop_delivered(stream: faust.StreamT) -> None:
+        """What faust fetches before the processor pauses its fetching: dropped, since the processor
+        reads every assigned partition itself from its state's next offset."""
+        async for _ in stream.events():
+            pass
 
     @app.timer(10.0)
     async def report() -> None:

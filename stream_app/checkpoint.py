@@ -17,7 +17,6 @@ and nothing is committed past them. `Group` is what the checkpoint needs of the 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from typing import Protocol, Sequence
 
@@ -70,7 +69,6 @@ class Checkpoint:
         self.metrics, self.group, self.lock = metrics, group, lock
         self.refusals = 0  # writes Kafka refused so far (whoever waited for them: see `commit`)
         self.committed: dict[int, int] = {}  # partition -> the next offset last committed
-        self.ticks = itertools.count()
 
     async def commit(self, batch: StagedWrites | None = None, outputs: Outputs | None = None,
                      partitions: Sequence[int] = ()) -> None:
@@ -81,10 +79,9 @@ class Checkpoint:
                 await self._send(outputs, partitions)  # 1
             batch.write(self.changelog)  # 2
             return
-        # Mostly only what moved: a commit with a stale generation (mid-rebalance) makes the member
-        # rejoin, so committing unchanged offsets every tick would keep a rebalance going. Every
-        # tenth tick all of them, since faust's own commits (of its ack list, which lacks the
-        # records the worker reads itself) can move the group's offsets back.
+        # Only what moved: a commit with a stale generation (mid-rebalance) makes the member rejoin,
+        # so committing unchanged offsets every tick would keep a rebalance going. Nothing else
+        # commits these offsets (faust's acks are off for the transactions: `stream_app.app`).
         async with self.lock:  # between batches: a hot day is counted in place (stream_app.batch)
             before = self.refusals
             try:
@@ -92,11 +89,10 @@ class Checkpoint:
             except InfraError as exc:
                 self.metrics.stall("the state", self.group.assigned(), f"{exc}; writing it again")
                 return
-            every = next(self.ticks) % 10 == 0
             offsets = {}
             for partition in self.group.assigned():
                 progress = self.days.progress(partition)
-                if progress is not None and (every or self.committed.get(partition) != progress.next_offset):
+                if progress is not None and self.committed.get(partition) != progress.next_offset:
                     offsets[partition] = progress.next_offset
         if keys or offsets:
             await self.written("the state", list(keys.values()))  # never commit past what a restart restores

@@ -1,13 +1,14 @@
 """Every faust internal the worker uses, in one place, each with why; `check` says at start (and
 tests/test_stream_app/test_faust_internals.py says in `make test`) when faust's version or one of
-them changed, instead of a worker that misbehaves later.
+them changed, instead of a worker that misbehaves later. `FaustGroup` is faust's consumer group as
+the worker's core sees it (`stream_app.checkpoint.Group`), on these.
 
 faust-streaming is pinned (pyproject.toml); upgrading it means reading each of these again.
 """
 
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+from typing import Any, MutableMapping, Sequence
 
 import faust
 from faust.stores import STORES
@@ -36,8 +37,8 @@ def recovered(app: faust.App) -> bool:
 
 
 async def commit_offsets(app: faust.App, offsets: dict[TP, int]) -> bool:
-    """Commit these offsets for the group: faust's public `commit` commits its ack list, which
-    lacks the records the worker reads itself."""
+    """Commit these offsets for the group: faust's public `commit` commits only its ack list, and
+    the transactions are never acked in faust (the worker reads them itself)."""
     return bool(await app.consumer._commit(offsets))  # type: ignore[attr-defined]
 
 
@@ -51,6 +52,34 @@ def register_store(scheme: str, target: str) -> None:
     """Make `scheme://` table stores the class `target` ("module:Class"): faust picks a store class
     by URL scheme from this registry, and has no public way to add one."""
     STORES.aliases[scheme] = target
+
+
+class FaustGroup:
+    """The consumer group as the core sees it (`stream_app.checkpoint.Group`): faust's."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.app, self.topic = app, topic
+
+    def ready(self) -> bool:
+        return not self.app.rebalancing and recovered(self.app)
+
+    def assigned(self) -> list[int]:
+        return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic]
+
+    def generation(self) -> int:
+        return self.app.consumer_generation_id
+
+    def pause(self, partitions: Sequence[int]) -> None:
+        self.app.consumer.pause_partitions({TP(self.topic, p) for p in partitions})
+
+    def stopping(self) -> bool:
+        return self.app.should_stop
+
+    def rebalancing(self) -> bool:
+        return self.app.rebalancing
+
+    async def commit(self, offsets: dict[int, int]) -> bool:
+        return await commit_offsets(self.app, {TP(self.topic, p): o for p, o in offsets.items()})
 
 
 class FaustChanged(RuntimeError):

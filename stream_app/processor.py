@@ -8,10 +8,10 @@ already counted and is skipped. So counting never depends on the consumer group'
 bookkeeping (faust's has known bugs: gaps and duplicates in its ack list, a jump ahead after an
 assignment); the group's offset only says where to start when the state has no progress.
 
-The group's own fetching is paused (`Group.pause`); the few records it delivers before that come in
-through `process_delivered`, which applies the same rule and reads a stretch the group skipped.
-Both paths count under one lock, and a revocation (`revoke`) waits for it. The writes that follow
-a batch, and their order, are `stream_app.checkpoint`'s.
+The group's own fetching is paused (`Group.pause`), and the few records it delivers before that are
+dropped (`stream_app.app`): records arrive by this one path. The counting holds a lock that the
+commit timer and a revocation (`revoke`) wait for. The writes that follow a batch, and their order,
+are `stream_app.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 class Processor:
-    """The worker's core: `run` reads and counts the assigned partitions; `process_delivered`
-    counts what the group delivered; `revoke` and `commit` write the state (`Checkpoint`)."""
+    """The worker's core: `run` reads and counts the assigned partitions (`count`); `revoke` and
+    `commit` write the state (`Checkpoint`)."""
 
     def __init__(self, settings: Settings, group: Group, days: Days, changelog: Changelog,
                  limits: Mapping[bytes, bytes]) -> None:
         self.settings, self.group, self.days, self.limits = settings, group, days, limits
         self.reader = TransactionReader(settings)
         self.metrics = Metrics()
-        self.lock = asyncio.Lock()  # the reader and the delivered records take turns on the state
+        self.lock = asyncio.Lock()  # the counting, the commit timer and a revocation take turns on the state
         self.checkpoint = Checkpoint(settings, Writer(settings), days, changelog, self.metrics, group, self.lock)
         self.cleaned_through: dict[int, float] = {}  # partition -> stream time of its last cleanup
 
@@ -90,35 +90,20 @@ class Processor:
                     if not self.group.ready() or generation != self.group.generation():
                         generation = None  # the partitions may have moved: read again from the state
                         continue
-                    starts = {p: await self.next_offset(p) for p in {r.partition for r in records}}
-                    fresh = [r for r in records if r.offset >= starts[r.partition]]
-                    self.metrics.replayed += len(records) - len(fresh)  # delivered and counted first
-                    await self.process(fresh)
+                    await self.count(records)
             except InfraError as exc:  # the broker is away: read again from the state once it is back
                 log.warning("%s; reading again in 1 s", exc)
                 self.metrics.stall("reading", self.group.assigned(), str(exc))
                 generation = None
                 await asyncio.sleep(1.0)
 
-    async def process_delivered(self, delivered: Sequence[Record]) -> None:
-        """Records the group delivered (only until `run` has paused its fetching of them)."""
-        async with self.lock:
-            records: list[Record] = []
-            expected: dict[int, int] = {}
-            for record in delivered:
-                partition = record.partition
-                if partition not in expected:
-                    expected[partition] = await self.next_offset(partition)
-                if record.offset < expected[partition]:
-                    self.metrics.replayed += 1  # already in the state
-                    continue
-                if record.offset > expected[partition]:
-                    log.warning("partition %d: the consumer skipped offsets %d..%d; reading them directly",
-                                partition, expected[partition], record.offset - 1)
-                    records += await off_loop(self.reader.read, partition, expected[partition], record.offset)
-                records.append(record)
-                expected[partition] = record.offset + 1
-            await self.process(records)
+    async def count(self, records: Sequence[Record]) -> None:
+        """Count the records at or past their partition's next offset in the state (under `lock`,
+        which the caller holds); one below it is already counted."""
+        starts = {p: await self.next_offset(p) for p in {r.partition for r in records}}
+        fresh = [r for r in records if r.offset >= starts[r.partition]]
+        self.metrics.replayed += len(records) - len(fresh)
+        await self.process(fresh)
 
     async def process(self, records: Sequence[Record]) -> None:
         """Count records that are each the next of their partition (under `lock`, which the caller

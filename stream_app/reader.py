@@ -5,11 +5,6 @@ but its per-record machinery (consumer thread, conductor, stream, event objects)
 times the counting itself. So the worker reads its assigned transactions partitions with a plain
 confluent-kafka consumer (assigned, never subscribed, never committing), from the next offset its
 state says, in batches; faust's own fetching of them is paused.
-
-The same reader also reads a stretch the faust consumer skipped: faust 0.15.3 can hand the agent a
-partition's records past a stretch it never delivered (after an assignment it may process from the
-earliest offset, then "seek to committed" and jump ahead); when a record delivered by faust is ahead
-of the state's next offset, the worker reads the stretch before it here, in order.
 """
 
 from __future__ import annotations
@@ -36,13 +31,14 @@ class Record:
 
 class TransactionReader:
     """The worker's own reads of the transactions topic: a stream of its assigned partitions
-    (`assign`, `poll`) and stretches on demand (`read`), on two consumers opened on first use."""
+    (`assign`, `poll`), and where a partition with no progress starts (`start_offset`), on two
+    consumers opened on first use."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = settings.topic_transactions
         self._stream: Consumer | None = None
-        self._stretches: Consumer | None = None
+        self._offsets: Consumer | None = None
 
     def _consumer(self, prefetch_kbytes: int) -> Consumer:
         # the workers' group id, only to read its committed offsets: an assigned consumer never
@@ -90,15 +86,15 @@ class TransactionReader:
             records.append(Record(self.topic, msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value()))
         return records
 
-    def _stretch_consumer(self) -> Consumer:
-        if self._stretches is None:
-            self._stretches = self._consumer(4096)
-        return self._stretches
+    def _offsets_consumer(self) -> Consumer:
+        if self._offsets is None:
+            self._offsets = self._consumer(4096)  # never assigned: it only asks for offsets
+        return self._offsets
 
     def start_offset(self, partition: int) -> int:
         """Where a partition with no progress in the state starts: the group's committed offset,
         else the earliest (auto.offset.reset=earliest)."""
-        consumer, tp = self._stretch_consumer(), TopicPartition(self.topic, partition)
+        consumer, tp = self._offsets_consumer(), TopicPartition(self.topic, partition)
         try:
             # a fresh broker answers NOT_COORDINATOR while it creates __consumer_offsets
             committed = retry_transient(lambda: consumer.committed([tp], timeout=10)[0].offset, 30)
@@ -107,24 +103,3 @@ class TransactionReader:
             return retry_transient(lambda: consumer.get_watermark_offsets(tp, timeout=10)[0], 30)
         except KafkaException as exc:
             raise InfraError(f"{self.topic}[{partition}]: no committed or earliest offset: {exc}") from None
-
-    def read(self, partition: int, start: int, end: int, timeout: float = 30.0) -> list[Record]:
-        """Records [start, end) of one partition, in offset order."""
-        consumer = self._stretch_consumer()
-        consumer.assign([TopicPartition(self.topic, partition, start)])
-        records: list[Record] = []
-        try:
-            while True:
-                msg = consumer.poll(timeout)
-                if msg is None:
-                    raise InfraError(f"timed out reading {self.topic}[{partition}] offsets {start}..{end - 1}")
-                if msg.error():
-                    continue
-                offset = msg.offset() or 0
-                if offset >= end:
-                    return records
-                records.append(Record(self.topic, partition, offset, msg.key(), msg.value()))
-                if offset == end - 1:
-                    return records
-        finally:
-            consumer.unassign()

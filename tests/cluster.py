@@ -31,9 +31,7 @@ def local_cluster(home: Path, brokers: int = 3) -> Iterator[Settings]:
 def fresh(cluster: Settings, home: Path, **overrides: object) -> Settings:
     """Settings with topics, consumer groups and PAYLIMIT_HOME of their own on the cluster."""
     tag = uuid.uuid4().hex[:10]
-    s = cluster.model_copy(update={
-        "home": home / f"home-{tag}", "app_id": f"paylimit-cluster-{tag}", "topic_transactions": f"tx-{tag}",
-        "topic_alerts": f"alerts-{tag}", "topic_dlq": f"dlq-{tag}", "web_port": 0, **overrides})
+    s = cluster.isolated(f"cluster-{tag}", home / f"home-{tag}", **overrides)
     return ensure_topics(s)
 
 
@@ -75,7 +73,7 @@ def wait_fully_replicated(watch: ClusterWatch, brokers: int = 3, timeout: float 
 
 def first_delivery_after(settings: Settings, moment: datetime, timeout: float = 240) -> datetime:
     """When the first alert delivered after `moment` was delivered."""
-    from notifier.record import read_delivered
+    from paylimit.notification_record import read_delivered
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,7 +87,7 @@ def first_delivery_after(settings: Settings, moment: datetime, timeout: float = 
 def longest_silence(settings: Settings, moment: datetime) -> float:
     """The longest time without an alert delivered from `moment` on (seconds): the pause users saw
     (an alert already on its way at the kill makes the next delivery after it say little)."""
-    from notifier.record import read_delivered
+    from paylimit.notification_record import read_delivered
 
     times = sorted([moment, *(n.delivered_at for n in read_delivered(settings) if n.delivered_at > moment)])
     return max((b - a).total_seconds() for a, b in zip(times, times[1:])) if len(times) > 1 else 0.0

@@ -61,18 +61,8 @@ def make_settings(services: tuple[str, str], tmp_path: Path) -> Callable[..., Se
 
     def make(**overrides: Any) -> Settings:
         tag = uuid.uuid4().hex[:10]
-        values: dict[str, Any] = dict(
-            kafka_bootstrap_servers=services[0],
-            redis_url=services[1],
-            home=tmp_path / f"home-{tag}",
-            app_id=f"paylimit-test-{tag}",
-            topic_transactions=f"tx-{tag}",
-            topic_alerts=f"alerts-{tag}",
-            topic_dlq=f"dlq-{tag}",
-            web_port=0,
-        )
-        values.update(overrides)
-        s = get_settings(**values)
+        base = get_settings(kafka_bootstrap_servers=services[0], redis_url=services[1])
+        s = base.isolated(f"test-{tag}", tmp_path / f"home-{tag}", **overrides)
         return ensure_topics(s)  # with the replication decided on the brokers there
 
     return make

@@ -220,3 +220,15 @@ def test_incomplete_security_settings_are_one_line(monkeypatch: pytest.MonkeyPat
     proc = subprocess.run([sys.executable, "-m", "paylimit", "limits", "show"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+
+
+def test_an_isolated_run_has_topics_groups_and_home_of_its_own(tmp_path: Path) -> None:
+    base = get_settings(kafka_bootstrap_servers="localhost:1", notifier_group="shared", daily_limit=7)
+    run = base.isolated("demo-1", tmp_path / "run", partitions="3")
+    assert (run.app_id, run.topic_transactions, run.topic_alerts, run.topic_dlq, run.topic_notifications_dlq) == (
+        "paylimit-demo-1", "demo-1.payments.transactions", "demo-1.payments.alerts",
+        "demo-1.payments.transactions.dlq", "demo-1.payments.notifications.dlq")
+    assert (run.notifier_group_id, run.home, run.web_port) == ("paylimit-demo-1-notifier", tmp_path / "run", 0)
+    assert (run.daily_limit, run.kafka_bootstrap_servers, run.partitions) == (7, "localhost:1", 3)  # the rest kept; overrides validated
+    with pytest.raises(ValidationError):
+        base.isolated("bad", tmp_path, partitions=0)

@@ -35,13 +35,7 @@ from paylimit.verify import read_expected, verify
 
 def _run_settings(base: Settings) -> Settings:
     run = datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
-    return base.model_copy(update={
-        "app_id": f"paylimit-{run}",
-        "topic_transactions": f"{run}.payments.transactions",
-        "topic_alerts": f"{run}.payments.alerts",
-        "topic_dlq": f"{run}.payments.transactions.dlq",
-        "home": base.home / "runs" / run,
-    })
+    return base.isolated(run, base.home / "runs" / run)
 
 
 def _needs_local_infra(base: Settings) -> bool:
@@ -104,7 +98,7 @@ class Progress:
             stop.wait(0.5)
 
     def refresh(self) -> None:
-        from notifier.record import read_delivered
+        from paylimit.notification_record import read_delivered
 
         try:  # first: the lag below may wait on a broker just killed
             self.health = self.cluster.health()
@@ -163,10 +157,9 @@ def demo(
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
     from producer_sim.generator import generate
-    from producer_sim.oracle import expected_outcome
-    from producer_sim.publisher import Publisher, publish_limits
+    from producer_sim.publisher import publish_limits
     from producer_sim.scenario import load_scenario
-    from producer_sim.simulation import write_outputs
+    from producer_sim.simulation import run_plan
 
     if kill_broker_at is not None and (brokers or 0) < 3:
         raise InfraError("--kill-broker-at needs a local cluster that survives losing a broker: --brokers 3")
@@ -197,10 +190,10 @@ def demo(
         def sent_one(n: int) -> None:
             progress.sent += n
 
-        publisher = Publisher(s, plan.records, speed=speed if speed is not None else max(span / duration, 1.0),
-                              on_progress=sent_one)
-        outcome: dict = {}
-        sender = threading.Thread(target=lambda: outcome.update(result=publisher.run()), daemon=True)
+        pace = speed if speed is not None else max(span / duration, 1.0)
+        outcome: dict = {}  # the plan sent, and the oracle's outputs written under the run's home
+        sender = threading.Thread(target=lambda: outcome.update(result=run_plan(
+            s, plan, s.home, speed=pace, on_progress=sent_one, write_limits=False)), daemon=True)
         console.print(f"run [bold]{s.app_id}[/]: scenario {plan.scenario.name} (seed {seed}), "
                       f"{len(plan.records):,} events over {span / 86400:.1f} simulated days, logs in {s.home / 'logs'}")
         if kill_broker_at is not None:
@@ -230,8 +223,6 @@ def demo(
         console.print()
         if "result" not in outcome:
             raise InfraError("the simulator stopped before sending everything (see above)")
-        result = expected_outcome(outcome["result"].sent, s, datetime.now(UTC), plan.overrides)
-        write_outputs(s.home, outcome["result"].sent, result)
         clean = _report(s, pipeline, dashboard)
     except KeyboardInterrupt:
         interrupted = True
@@ -270,7 +261,7 @@ def _left_running(base: Settings, pipeline: Pipeline) -> None:
 
 
 def _delivered(s: Settings) -> list:
-    from notifier.record import read_delivered
+    from paylimit.notification_record import read_delivered
 
     return read_delivered(s)
 

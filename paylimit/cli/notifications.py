@@ -70,8 +70,8 @@ def notifications(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line: LimitAlert fields + delivered_at")] = False,
 ) -> None:
     """Show the delivered notifications (the shared record: every notifier's)."""
-    from notifier.record import redis_client
-    from notifier.record import follow_record, notifier_counts, read_record_at
+    from paylimit.notification_record import redis_client
+    from paylimit.notification_record import follow_record, notifier_counts, read_record_at
 
     s = settings()
     wanted = _parse_date(day)
@@ -105,7 +105,7 @@ def notifications(
 
 def _note_trimmed(client: redis.Redis, s: Settings) -> None:
     """Say so on stderr when the record no longer holds every notification (its bound)."""
-    from notifier.record import trimmed
+    from paylimit.notification_record import trimmed
 
     if gone := trimmed(client, s):
         err_console.print(f"note: the record holds the latest {s.record_max_entries:,} notifications; {gone:,} older "
@@ -136,8 +136,8 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the counts and the offending alert ids")] = False,
 ) -> None:
     """Compare the delivered notifications with the expected alerts; exit 0 only when clean."""
-    from notifier.record import redis_client
-    from notifier.record import read_record
+    from paylimit.notification_record import redis_client
+    from paylimit.notification_record import read_record
 
     s = settings()
     want = read_expected(expected)

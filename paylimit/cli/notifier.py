@@ -12,7 +12,7 @@ from paylimit.kafka import ensure_topics
 
 def notifier() -> None:
     """Deliver every alert exactly once into the shared record in Redis (and to the webhook, if set)."""
-    from notifier.record import check_login
+    from paylimit.notification_record import check_login
     from notifier.service import Notifier
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

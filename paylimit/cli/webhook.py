@@ -23,7 +23,7 @@ def dead_letters(
 ) -> None:
     """List the dead-lettered notifications (the latest per alert) and whether each was redelivered."""
     from notifier.dead_letters import read_dead_letters
-    from notifier.record import redis_client
+    from paylimit.notification_record import redis_client
     from notifier.redelivery import redelivered_at
 
     s = connected_settings()
@@ -53,7 +53,7 @@ def redeliver(
 
     One already redelivered is not sent again. Exit 1 if any could not be delivered."""
     from notifier.dead_letters import read_dead_letters
-    from notifier.record import redis_client
+    from paylimit.notification_record import redis_client
     from notifier.redelivery import redeliver as send_again
     from notifier.webhook import Webhook
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -132,6 +133,21 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
     assert processes_of(home) == [] and still_alive(seen) == []
 
 
+def worker_ready(seen: Seen) -> bool:
+    """Does the demo's worker's own `/ready` say it counts (its address: the environment it was started with)?"""
+    for p, cmdline in seen.values():
+        if "paylimit worker" not in cmdline:
+            continue
+        try:
+            env = p.environ()
+            url = f"http://{env.get('PAYLIMIT_WEB_HOST', '127.0.0.1')}:{env['PAYLIMIT_WEB_PORT']}/ready"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except (psutil.Error, KeyError, OSError):
+            return False
+    return False
+
+
 def halfway(tmp_path: Path, act: Callable[[subprocess.Popen, Seen], None]) -> tuple[subprocess.Popen, str, Path, Seen]:
     """A two-minute demo; once every service runs and the worker is ready (events are flowing),
     `act` on it and wait for the demo to end. Returns the demo, its output, its home and its processes."""
@@ -142,9 +158,7 @@ def halfway(tmp_path: Path, act: Callable[[subprocess.Popen, Seen], None]) -> tu
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"the demo exited early ({proc.returncode}): {output.read_text()[-3000:]}"
-            logs = list(home.glob("runs/*/logs/worker-1.log"))
-            if kinds(started_by(proc, seen)) == set(SERVICES) and logs and "Worker]: Ready" in logs[0].read_text(
-                    errors="replace"):
+            if kinds(started_by(proc, seen)) == set(SERVICES) and worker_ready(seen):
                 break
             time.sleep(0.5)
         else:

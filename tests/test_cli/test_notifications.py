@@ -15,11 +15,10 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from notifier.delivery import Delivery, Outcome
-from notifier.record import redis_client
-from notifier.record import notifier_name, record_key
 from paylimit.cli.main import app
 from paylimit.contracts import Notification, encode
 from paylimit.errors import ConfigError, InfraError
+from paylimit.notification_record import notifier_name, record_key, redis_client
 from paylimit.runtime.processes import free_port
 from paylimit.settings import Settings
 from tests.test_notifier.factory import expected_of, make_alert, notification_of

@@ -22,6 +22,7 @@ PROBE = """
 import sys, threading, time
 from confluent_kafka import KafkaException
 from dashboard.offsets import KafkaProbe
+from paylimit.errors import InfraError
 from paylimit.settings import get_settings
 
 def look(n: int) -> None:
@@ -33,7 +34,7 @@ def look(n: int) -> None:
         try:
             print(probe.offsets(), flush=True)
             break
-        except KafkaException as exc:
+        except (KafkaException, InfraError) as exc:
             assert time.monotonic() < deadline, exc
             time.sleep(0.05)
     probe.stop()

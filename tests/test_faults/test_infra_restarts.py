@@ -52,10 +52,7 @@ def own_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 def make_own(own_infra: Settings, tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         tag = uuid.uuid4().hex[:10]
-        s = own_infra.model_copy(update={
-            "home": tmp_path / f"home-{tag}", "app_id": f"paylimit-faults-{tag}",
-            "topic_transactions": f"tx-{tag}", "topic_alerts": f"alerts-{tag}", "topic_dlq": f"dlq-{tag}",
-            "web_port": 0, **overrides})
+        s = own_infra.isolated(f"faults-{tag}", tmp_path / f"home-{tag}", **overrides)
         ensure_topics(s)
         return s
 

@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 
 from notifier.log import read_notifications
-from notifier.record import notifier_counts, notifier_name, read_record, recorders, redis_client
+from paylimit.notification_record import notifier_counts, notifier_name, read_record, recorders, redis_client
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from tests.test_faults.helpers import assert_exact, kill_and_check, simulate_in_background, wait_for

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from notifier.delivery import Delivery, Outcome, alert_key
 from notifier.log import read_notifications
-from notifier.record import notifier_counts, notifier_name, record_key, redis_client
+from paylimit.notification_record import notifier_counts, notifier_name, record_key, redis_client
 from notifier.service import Notifier
 from paylimit.settings import Settings
 from tests.test_faults.helpers import wait_for

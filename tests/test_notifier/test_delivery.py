@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from notifier.delivery import DELIVERED, Delivery, Outcome, alert_key
-from notifier.record import redis_client
 from notifier.log import read_notifications
-from notifier.record import notifier_counts, notifier_name, read_record, record_key, recorders
+from paylimit.notification_record import (notifier_counts, notifier_name, read_record, record_key, recorders,
+                                          redis_client)
 from paylimit.settings import Settings
 from tests.test_faults.helpers import wait_for
 from tests.test_notifier.factory import make_alert

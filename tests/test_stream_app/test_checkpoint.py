@@ -14,7 +14,7 @@ from paylimit.settings import Settings
 from stream_app.reader import Record
 from tests.test_stream_app.test_hot_user import read_topic
 from tests.test_stream_app.test_stall import set_max_message_bytes as max_message_bytes
-from tests.test_stream_app.test_processor import committed, core, transaction
+from tests.test_stream_app.test_processor import committed, core, count, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def test_a_refused_changelog_write_holds_the_group_commit_until_it_is_written(
                for i in range(3)]
 
     async def count_and_commit() -> None:
-        await processor.process_delivered(records)
+        await count(processor, records)
         await processor.commit()
 
     asyncio.run(count_and_commit())

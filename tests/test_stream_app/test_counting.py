@@ -22,7 +22,7 @@ def tx(tid: str, at: str, status: str = "succeeded", user: str = "u1") -> Transa
 
 
 class Day:
-    """Feeds transactions through `decide` the way the agent does, keeping the state."""
+    """Feeds transactions through `decide` the way the processor does, keeping the state."""
 
     def __init__(self, limit: int = 10) -> None:
         self.days: dict[str, DayCount] = {}

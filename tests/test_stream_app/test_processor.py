@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, Callable, Sequence
 
 import orjson
@@ -80,9 +81,15 @@ def transaction(tid: str, at: str, user: str = "u1") -> bytes:
                        "status": "succeeded", "occurred_at": at}).encode()
 
 
-def core(settings: Settings, values: dict[str, Any]) -> Processor:
+def core(settings: Settings, values: dict[str, Any], group: StaticGroup | None = None) -> Processor:
     days = Days(values)
-    return Processor(settings, StaticGroup(settings), days, Changelog(changelog_topic(settings), days), {})
+    return Processor(settings, group or StaticGroup(settings), days, Changelog(changelog_topic(settings), days), {})
+
+
+async def count(processor: Processor, records: Sequence[Record]) -> None:
+    """What `Processor.run` does with a batch it read."""
+    async with processor.lock:
+        await processor.count(records)
 
 
 def test_records_are_counted_once_and_written_in_order(make_settings: Callable[..., Settings]) -> None:
@@ -94,8 +101,8 @@ def test_records_are_counted_once_and_written_in_order(make_settings: Callable[.
     records.append(Record(settings.topic_transactions, 1, 4, b"u1", b"{not json"))
 
     async def run() -> None:
-        await processor.process_delivered(records)
-        await processor.process_delivered(records)  # delivered again: already in the state
+        await count(processor, records)
+        await count(processor, records)  # read again: already in the state
         await processor.commit()
 
     asyncio.run(run())
@@ -112,15 +119,54 @@ def test_records_are_counted_once_and_written_in_order(make_settings: Callable[.
     assert committed(settings, 1) == 5
 
 
-def test_a_stretch_the_group_skipped_is_read_from_the_topic(make_settings: Callable[..., Settings]) -> None:
+class StopsWhen(StaticGroup):
+    """A static group whose worker stops once `done` holds (or after a generous deadline)."""
+
+    def __init__(self, settings: Settings, done: Callable[[], bool]) -> None:
+        super().__init__(settings)
+        self.done, self.deadline = done, time.monotonic() + 60
+
+    def stopping(self) -> bool:
+        return self.done() or time.monotonic() > self.deadline
+
+
+def test_run_reads_from_the_states_next_offset_not_the_groups(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(partitions=1, daily_limit=100)
     produce(settings, settings.topic_transactions,
             [(0, b"u1", transaction(f"t{i}", f"2026-03-10T1{i}:00:00+05:30")) for i in range(5)])
-    values: dict[str, Any] = {}
-    processor = core(settings, values)
-    skipped_ahead = [Record(settings.topic_transactions, 0, i, b"u1", transaction(f"t{i}", f"2026-03-10T1{i}:00:00+05:30"))
-                     for i in (3, 4)]
-    asyncio.run(processor.process_delivered(skipped_ahead))
-    assert processor.metrics.as_dict()["counted"] == 5  # offsets 0..2 read from the topic, in order
+    asyncio.run(StaticGroup(settings).commit({0: 4}))  # the group's offset ahead of the state
+    values: dict[str, Any] = {progress_key(0): orjson.dumps({"o": 1, "t": None})}  # offset 0 already counted
+    processor = core(settings, values, StopsWhen(settings, lambda: processor.metrics.as_dict()["consumed"] >= 4))
+    asyncio.run(processor.run())
+    assert processor.metrics.as_dict()["counted"] == 4  # offsets 1..4, in order
     day = processor.days.day("u1|2026-03-10")
-    assert day is not None and day.head == [f"t{i}" for i in range(5)]
+    assert day is not None and day.head == [f"t{i}" for i in range(1, 5)]
+    progress = processor.days.progress(0)
+    assert progress is not None and progress.next_offset == 5
+
+
+def test_alerts_once_and_dead_letters_bad_records(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(partitions=1, daily_limit=2)
+    processor = core(settings, {})
+    values = [transaction(f"t{i}", f"2026-03-10T1{i}:00:00+05:30") for i in range(4)]
+    values.append(transaction("t2", "2026-03-10T12:00:00+05:30"))  # replayed crossing
+    values.append(b"{not json")
+    values.append(json.dumps({**json.loads(transaction("t9", "2026-03-10T10:00:00+05:30")), "currency": "XYZ"}).encode())
+
+    async def run() -> None:
+        await count(processor, [Record(settings.topic_transactions, 0, i, b"u1", v) for i, v in enumerate(values)])
+        await processor.commit()
+
+    asyncio.run(run())
+    alerts = [orjson.loads(v or b"") for _, v in read_topic(settings, settings.topic_alerts)]
+    letters = [orjson.loads(v or b"") for _, v in read_topic(settings, settings.topic_dlq)]
+    assert [a["crossing_transaction_id"] for a in alerts] == ["t2", "t2"]  # raised, then re-sent
+    assert alerts[0]["alert_id"] == alerts[1]["alert_id"] and alerts[0]["count"] == 3
+    assert alerts[0]["transaction_ids"] == ["t0", "t1", "t2"]
+    assert [d["error"] for d in letters] == ["invalid_json", "unknown_currency"]
+    # the day's value went to the changelog as faust's json codec would write it
+    changelog = read_topic(settings, f"{settings.app_id}-days-changelog")
+    day_values = {json.loads(k or b""): v for k, v in changelog if b"__" not in (k or b"")}
+    day = decode_day(day_values["u1|2026-03-10"] or b"")
+    assert (day.count, day.head, day.crossing) == (4, ["t0", "t1", "t2"], "t2")
+    assert day.holds("t3") and not day.holds("t4")
