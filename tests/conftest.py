@@ -62,7 +62,8 @@ def make_settings(services: tuple[str, str], tmp_path: Path) -> Callable[..., Se
     def make(**overrides: Any) -> Settings:
         tag = uuid.uuid4().hex[:10]
         base = get_settings(kafka_bootstrap_servers=services[0], redis_url=services[1])
-        s = base.isolated(f"test-{tag}", tmp_path / f"home-{tag}", **overrides)
+        home = overrides.pop("home", tmp_path / f"home-{tag}")
+        s = base.isolated(f"test-{tag}", home, **overrides)
         return ensure_topics(s)  # with the replication decided on the brokers there
 
     return make
