@@ -175,6 +175,12 @@ class Settings(BaseSettings):
                                          "may keep failing transiently before alerts are dead-lettered instead")
     notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
                                             "loop runs (a health check's probe); None: no file")
+    notifier_port: Port = Field(0, description="The notifier's HTTP port on WEB_HOST (/healthz, /readyz, /metrics); "
+                                "0 = pick a free one (printed in its start line)")
+    allowed_hosts: str = Field("", description="Comma-separated host names (the Host header, port aside) the HTTP "
+                               "servers answer besides loopback, WEB_HOST and the worker's advertised host; `*` = any")
+    log_format: Literal["text", "json"] = Field("text", description="Services' log lines: text, or one JSON "
+                                                "object per line (secrets redacted either way)")
 
     @field_validator("webhook_url", mode="before")
     @classmethod
