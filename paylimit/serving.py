@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, disable_created_metrics, generate_latest
 
 from paylimit.settings import Settings
 
@@ -22,6 +22,9 @@ LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 ANY_HOST = "*"
 EVERY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
 MISDIRECTED = 421  # RFC 9110: this server does not answer for that host name
+
+# no `*_created` series beside every histogram: a restart shows in process_start_time_seconds
+disable_created_metrics()
 
 
 def allowed_hosts(settings: Settings, *more: str | None) -> frozenset[str]:

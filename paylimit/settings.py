@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field("", description="Comma-separated host names (the Host header, port aside) the HTTP "
                                "servers answer besides loopback, WEB_HOST and the worker's advertised host; `*` = any")
     log_format: Literal["text", "json"] = Field("text", description="Services' log lines: text, or one JSON "
-                                                "object per line (secrets redacted either way)")
+                                                "object per line (secret settings redacted)")
 
     @field_validator("webhook_url", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from tests.test_notifier.webhook_server import OK, Request, WebhookServer, statu
 pytestmark = pytest.mark.integration
 
 SECRET = "s3cr3t-" + uuid.uuid4().hex
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def get(url: str, host: str | None = None) -> tuple[int, str, str]:
@@ -98,6 +99,8 @@ def test_every_metrics_endpoint_passes_promtool(stack: dict[str, Any]) -> None:
         check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
         assert check.returncode == 0, f"{name}: {check.stdout}{check.stderr}"
         scraped[name] = body
+        for family in (ln.split()[2] for ln in body.splitlines() if ln.startswith("# TYPE paylimit_")):
+            assert f"`{family}`" in README, f"{family} ({name}) is not in the README's list of metrics"
     worker, notifier = scraped["worker"], scraped["notifier"]
     assert metric(worker, 'paylimit_worker_records_total{outcome="counted"}') == 2
     assert metric(worker, 'paylimit_worker_records_total{outcome="crossed"}') == 2
@@ -152,9 +155,10 @@ def test_a_notifier_without_redis_is_not_ready(tmp_path: Path, kafka_bootstrap: 
     running.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/readyz"
-        body = until(lambda: (lambda got: got[0] == 503 and "not_answering" in got[2] and got[2])(get(url)),
-                     "its readiness checked", timeout=30)
-        assert "redis" in json.loads(body)["not_answering"], body
+        # 503 at once ("not started" until its loop opens its clients), then for Redis, not for Kafka
+        body = until(lambda: (lambda got: got[0] == 503 and '"redis"' in got[2] and got[2])(get(url)),
+                     "Redis reported not answering", timeout=30)
+        assert set(json.loads(body)["not_answering"]) == {"redis"}, body
         assert get(url.replace("readyz", "healthz"))[0] == 200  # alive all the same: its loop turns
     finally:
         server.shutdown()

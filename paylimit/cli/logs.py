@@ -1,7 +1,8 @@
 """The services' logging: text lines (the default) or, with PAYLIMIT_LOG_FORMAT=json, one JSON
 object per line (`time`, `level`, `logger`, `message`, and `exception` when there is one), for a log
-collector. Either way every secret setting's value (and a password in a URL setting) is replaced
-by `***` in what is written: a line that quotes a URL or a client's error never leaks it."""
+collector. Either way (text: the notifier's and the dashboard's; the worker's text lines are
+faust's) every secret setting's value (and a password in a URL setting) is replaced by `***` in
+what is written: a line that quotes a URL or a client's error never leaks it."""
 
 from __future__ import annotations
 
