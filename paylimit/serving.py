@@ -47,10 +47,11 @@ def host_allowed(header: str | None, allowed: Iterable[str]) -> bool:
     if not header:
         return False
     try:
-        name = urlsplit("//" + header.strip()).hostname
+        parts = urlsplit("//" + header.strip())
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
     except ValueError:  # a bad port or bracket: not a name of ours
         return False
-    return name is not None and name in allowed
+    return parts.hostname is not None and parts.hostname in allowed
 
 
 def misdirected_text(header: str | None) -> str:
