@@ -42,7 +42,8 @@ BACKOFF_CAP = 2.0
 WEBHOOK_BACKOFF_START = 0.5
 WEBHOOK_BACKOFF_CAP = 30.0  # also caps a Retry-After
 #: `alive()` is False once the loop has not turned for this long beyond the longest wait it makes
-#: on purpose (a webhook's backoff) and a POST's timeout: it is stuck in a call that never returns
+#: on purpose (a webhook's backoff) and one attempt (within the lease: a POST takes at most half of
+#: it, a dead letter a quarter): it is stuck in a call that never returns
 STUCK_AFTER = 15.0
 
 
@@ -94,7 +95,7 @@ class Notifier:
 
     def alive(self) -> bool:
         """The consume-and-deliver loop turns (a health check: `/healthz`)."""
-        limit = WEBHOOK_BACKOFF_CAP + self.settings.webhook_timeout + STUCK_AFTER
+        limit = WEBHOOK_BACKOFF_CAP + self.settings.notifier_lease.total_seconds() + STUCK_AFTER
         return time.monotonic() - self._turned < limit
 
     def ready(self) -> tuple[bool, dict[str, str]]:
