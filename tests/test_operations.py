@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
@@ -18,12 +17,9 @@ from urllib.error import HTTPError
 
 import pytest
 
-from notifier.server import serve
-from notifier.service import Notifier
 from paylimit.kafka import ensure_topics
 from paylimit.runtime.pipeline import Pipeline
-from paylimit.runtime.processes import free_port
-from paylimit.settings import Settings, get_settings
+from paylimit.settings import get_settings
 from tests.e2e.harness import produce_transactions
 from tests.test_notifier.webhook_server import OK, Request, WebhookServer, status
 
@@ -144,23 +140,3 @@ def test_logs_are_json_lines_without_the_secret(stack: dict[str, Any]) -> None:
             entry = json.loads(line)  # every line one JSON object
             assert {"time", "level", "logger", "message"} <= entry.keys(), line
             assert SECRET not in line, (svc.name, line)
-
-
-def test_a_notifier_without_redis_is_not_ready(tmp_path: Path, kafka_bootstrap: str) -> None:
-    settings = get_settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=f"redis://127.0.0.1:{free_port()}/0",
-                            home=tmp_path, notifier_port=0, app_id=f"paylimit-ops-{uuid.uuid4().hex[:8]}")
-    notifier = Notifier(settings)
-    server = serve(notifier, settings)
-    running = threading.Thread(target=notifier.run, daemon=True)
-    running.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/readyz"
-        # 503 at once ("not started" until its loop opens its clients), then for Redis, not for Kafka
-        body = until(lambda: (lambda got: got[0] == 503 and '"redis"' in got[2] and got[2])(get(url)),
-                     "Redis reported not answering", timeout=30)
-        assert set(json.loads(body)["not_answering"]) == {"redis"}, body
-        assert get(url.replace("readyz", "healthz"))[0] == 200  # alive all the same: its loop turns
-    finally:
-        server.shutdown()
-        notifier.stop()
-        running.join(timeout=30)
