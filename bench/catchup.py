@@ -2,7 +2,7 @@
 
 Timed from the workers' start to their consumer group's lag 0 (a catch-up's real cost,
 process start and group join included), and from the first record processed (the worker's
-/metrics `consumed` moving) to lag 0: the steady rate. With one worker, the worker's RSS is
+/stats `consumed` moving) to lag 0: the steady rate. With one worker, the worker's RSS is
 read when it has processed its first records (its Kafka clients connected and their buffers
 filled: what it costs with no users) and after the catch-up (the memory figure).
 """

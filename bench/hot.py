@@ -3,7 +3,7 @@
 `python -m bench.hot [--hot 100000]` loads, on partition 0 of a fresh topic, spread users (each at
 its limit), then one user's `--hot` succeeded transactions in one day (with three duplicates:
 before, of and after the crossing one), then users after it who each go over the limit; starts
-one `paylimit worker` and reports each phase's rate from the worker's /metrics (its `consumed`
+one `paylimit worker` and reports each phase's rate from the worker's /stats (its `consumed`
 passing each phase's end: the records are counted in that order). A day's cost that grows with
 its count shows as a hot rate below the spread one. tests/test_stream_app/test_hot_user.py runs
 the same load (30,000) and checks what was counted.

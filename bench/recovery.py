@@ -1,7 +1,7 @@
 """Recovery after kill -9: the worker is killed mid-stream and restarted at once.
 
 A paced producer keeps sending the whole time. Measured from the restart: the first record the
-new process processes (its /metrics `consumed` moving) and the lag back to its level before the
+new process processes (its /stats `consumed` moving) and the lag back to its level before the
 kill (the highest lag sampled in the last seconds before it, at least one second of traffic),
 which with records still arriving is what "caught up" means.
 """

@@ -84,6 +84,14 @@ class Collector:
         await self.workers.stop()
         await self.feed.stop()
 
+    def running(self) -> bool:
+        """Its polling loops run (none ended on an error it did not expect)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    def ready(self) -> bool:
+        """It has sampled once, and Kafka and Redis answered its last polls."""
+        return bool(self.series["t"]) and self.errors["kafka"] is None and self.errors["redis"] is None
+
     async def _loop(self, name: str, interval: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             started = time.monotonic()
@@ -104,7 +112,7 @@ class Collector:
         """One point of history: events in/processed per second, lag, alert latency."""
         now = time.monotonic()
         metrics, answered = await self.workers.metrics()
-        self.errors["workers"] = None if answered else "no worker answered /metrics"
+        self.errors["workers"] = None if answered else "no worker answered /stats"
         if answered:
             self.metrics = metrics
         try:

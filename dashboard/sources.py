@@ -20,7 +20,7 @@ def worker_urls(settings: Settings) -> list[str]:
 
 
 def add_metrics(total: dict[str, Any], one: dict[str, Any]) -> dict[str, Any]:
-    """Sum one worker's /metrics into `total` (numbers add, nested counters add per key)."""
+    """Sum one worker's /stats into `total` (numbers add, nested counters add per key)."""
     for key, value in one.items():
         if isinstance(value, dict):
             bucket = total.setdefault(key, {})
@@ -32,7 +32,7 @@ def add_metrics(total: dict[str, Any], one: dict[str, Any]) -> dict[str, Any]:
 
 
 class Workers:
-    """The stream workers' HTTP views (`/metrics`, `/users/{id}/usage`); a session opened in start()."""
+    """The stream workers' HTTP views (`/stats`, `/users/{id}/usage`); a session opened in start()."""
 
     def __init__(self, settings: Settings) -> None:
         self.urls = worker_urls(settings)
@@ -52,7 +52,7 @@ class Workers:
 
     async def metrics(self) -> tuple[dict[str, Any], int]:
         """The record accounting summed over the workers that answer, and how many answered."""
-        results = await asyncio.gather(*(self._get(f"{u}/metrics") for u in self.urls), return_exceptions=True)
+        results = await asyncio.gather(*(self._get(f"{u}/stats") for u in self.urls), return_exceptions=True)
         total: dict[str, Any] = {}
         answered = 0
         for r in results:

@@ -26,10 +26,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from notifier.delivery import Attempt, Delivery, Outcome
@@ -44,6 +47,10 @@ BACKOFF_START = 0.1
 BACKOFF_CAP = 2.0
 WEBHOOK_BACKOFF_START = 0.5
 WEBHOOK_BACKOFF_CAP = 30.0  # also caps a Retry-After
+#: `alive()` is False once the loop has not turned for this long beyond the longest wait it makes
+#: on purpose (a webhook's backoff) and one attempt (within the lease: a POST takes at most half of
+#: it, a dead letter a quarter): it is stuck in a call that never returns
+STUCK_AFTER = 15.0
 
 
 @dataclass
@@ -87,6 +94,35 @@ class Notifier:
         self._delivery: Delivery | None = None
         self._kafka_error: str | None = None
         self._next: dict[int, int] = {}  # partition -> the offset to read next (see the docstring)
+        self._turned = time.monotonic()  # the loop's last turn (`alive`)
+        self._probe: AdminClient | None = None  # `ready`'s own client: the consumer's calls block while it polls
+        # from the alert's detection by the worker to its record (a metric: `notifier.server`)
+        self.latency = Histogram("paylimit_notifier_delivery_latency_seconds", "Time from an alert's detection "
+                                 "by the worker to its delivery (recorded, and POSTed if a webhook is set)",
+                                 registry=None, buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+
+    def alive(self) -> bool:
+        """The consume-and-deliver loop turns (a health check: `/healthz`)."""
+        limit = WEBHOOK_BACKOFF_CAP + self.settings.notifier_lease.total_seconds() + STUCK_AFTER
+        return time.monotonic() - self._turned < limit
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """Kafka and Redis answer (`/readyz`): (ready, what does not answer and why)."""
+        problems: dict[str, str] = {}
+        delivery = self._delivery
+        if self._consumer is None or delivery is None:
+            return False, {"notifier": "not started"}
+        if self._probe is None:
+            self._probe = AdminClient(self.settings.kafka_client_config())
+        try:
+            self._probe.list_topics(self.settings.topic_alerts, timeout=2)
+        except KafkaException as exc:
+            problems["kafka"] = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else str(exc)
+        try:
+            delivery.redis.ping()
+        except redis.RedisError as exc:
+            problems["redis"] = type(exc).__name__
+        return not problems, problems
 
     def start(self) -> None:
         """Open the consumer and the Redis client; idempotent."""
@@ -133,6 +169,7 @@ class Notifier:
         beat = 0.0
         try:
             while not self._stop.is_set():
+                self._turned = time.monotonic()
                 if self.settings.notifier_heartbeat and time.monotonic() - beat >= 1.0:
                     # a health check reads its age; a loop stuck retrying a delivery stops touching it
                     self.settings.notifier_heartbeat.touch()
@@ -185,6 +222,7 @@ class Notifier:
         backoff = Backoff()
         hook_backoff = Backoff(WEBHOOK_BACKOFF_START, WEBHOOK_BACKOFF_CAP)
         while not self._stop.is_set():
+            self._turned = time.monotonic()
             try:
                 attempt = self._delivery.deliver(alert)
             except WebhookFailure as failure:
@@ -240,6 +278,7 @@ class Notifier:
             log.info("duplicate alert %s (user %s, %s) dropped", alert.alert_id, alert.user_id, alert.local_date)
             return
         self.stats.delivered += 1
+        self.latency.observe(max(0.0, (datetime.now(timezone.utc) - alert.detected_at).total_seconds()))
         log.info("%s alert %s: user %s went over %d on %s (%d, %s)%s", outcome.value, alert.alert_id, alert.user_id,
                  alert.limit, alert.local_date, alert.count, alert.timezone, " late" if alert.late else "")
 

@@ -182,6 +182,12 @@ class Settings(BaseSettings):
                                          "may keep failing transiently before alerts are dead-lettered instead")
     notifier_heartbeat: Path | None = Field(None, description="A file the notifier touches every second while its "
                                             "loop runs (a health check's probe); None: no file")
+    notifier_port: Port = Field(0, description="The notifier's HTTP port on WEB_HOST (/healthz, /readyz, /metrics); "
+                                "0 = pick a free one (printed in its start line)")
+    allowed_hosts: str = Field("", description="Comma-separated host names (the Host header, port aside) the HTTP "
+                               "servers answer besides loopback, WEB_HOST and the worker's advertised host; `*` = any")
+    log_format: Literal["text", "json"] = Field("text", description="Services' log lines: text, or one JSON "
+                                                "object per line (secret settings redacted)")
 
     # bounds on what paylimit keeps (README: Operating paylimit, Bounds)
     topic_retention: PositiveDuration = Field(timedelta(days=7), description="retention.ms of the topics paylimit "

@@ -18,10 +18,12 @@ from confluent_kafka.admin import NewTopic
 from mode.utils.times import want_seconds
 from faust.types.tables import GlobalTableT
 
+from paylimit.serving import allowed_hosts, host_check
 from paylimit.settings import Settings
 from stream_app.batch import Days
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
+from stream_app.exporter import worker_registry
 from stream_app.faust_internals import FaustGroup, check, key_partitions, recovered, store_dict
 from stream_app.processor import Processor
 from stream_app.restore import STORE_URL
@@ -121,6 +123,10 @@ def build_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         canonical_url=settings.advertised_url,  # what the other workers forward usage queries to
+        # faust's own views are off: /table/ serves any table's values (a user's transaction ids),
+        # /router/ the workers' addresses, / and /graph the worker's internals
+        web_tables_enabled=False, web_router_enabled=False, web_stats_enabled=False, web_graph_enabled=False,
+        web_application_options={"middlewares": [host_check(allowed_hosts(settings, settings.advertised_url))]},
         datadir=str(settings.home / "worker"),
     )
     # subscribed so that faust assigns the worker its partitions, co-partitioned with `days`; the
@@ -173,7 +179,7 @@ def build_app(settings: Settings) -> faust.App:
     async def report_stalls() -> None:
         processor.metrics.report_stalls()  # never silent while stalled, whichever wait it is stuck in
 
-    register_views(app, settings, days, store_dict(limits), processor.metrics, group.ready)
+    register_views(app, settings, days, store_dict(limits), processor.metrics, group.ready, worker_registry(processor))
     if settings.worker_ready_timeout:
         # on the loop itself: faust starts the app's tasks and timers only once its tables are
         # recovered, which is what a stuck worker never gets to

@@ -33,6 +33,7 @@ class Changelog:
         self.topic = topic  # the table's changelog topic
         self.days = days
         self.pending: dict[str, int] = {}  # key -> its changelog partition
+        self.sent = 0  # records queued to the changelog so far (a metric)
 
     def mark(self, key: str, partition: int) -> None:
         self.pending[key] = partition
@@ -51,6 +52,7 @@ class Changelog:
         except KafkaException as exc:  # refused before it is sent (a record over the client's size limit)
             self.again(pending)
             raise InfraError(f"Kafka refused a write of {topic}: {exc}") from None
+        self.sent += len(pending)
         self.days.forget_idle()
         return pending
 

@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from prometheus_client import Histogram
+
 from stream_app.counting import Outcome
 
 log = logging.getLogger("paylimit.worker")
@@ -29,6 +31,13 @@ class Metrics:
     dead_lettered: Counter[str] = field(default_factory=Counter)
     stalled: dict[str, Stall] = field(default_factory=dict)  # what is stalled ("outputs", ...) -> how
     stalls: int = 0  # how many stalls began since the worker started
+    # batches counted (`Processor.process`); registered in the worker's registry (`stream_app.exporter`)
+    batch_records: Histogram = field(default_factory=lambda: Histogram(
+        "paylimit_worker_batch_records", "Records in one batch the worker counted", registry=None,
+        buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000)))
+    batch_seconds: Histogram = field(default_factory=lambda: Histogram(
+        "paylimit_worker_batch_seconds", "Time to count one batch and have its outputs acknowledged", registry=None,
+        buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)))
 
     def outcome(self, outcome: Outcome) -> None:
         self.consumed += 1
@@ -37,6 +46,10 @@ class Metrics:
     def dead_letter(self, error: str) -> None:
         self.consumed += 1
         self.dead_lettered[error] += 1
+
+    def batch(self, records: int, seconds: float) -> None:
+        self.batch_records.observe(records)
+        self.batch_seconds.observe(seconds)
 
     def stall(self, what: str, partitions: Sequence[int], reason: str) -> None:
         """`what` cannot go on (from now, or still) on `partitions`, for `reason`: said at once in

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
@@ -108,6 +109,7 @@ class Processor:
     async def process(self, records: Sequence[Record]) -> None:
         """Count records that are each the next of their partition (under `lock`, which the caller
         holds), then write their outputs and state (`Checkpoint.commit`)."""
+        started = time.perf_counter()
         batch = StagedWrites(self.days)
         outputs = Outputs()
         now = datetime.now(timezone.utc)
@@ -133,6 +135,8 @@ class Processor:
         for partition, mark in progress.items():
             batch.set(partition, progress_key(partition), mark)
         await self.checkpoint.commit(batch, outputs, list(progress))
+        if records:
+            self.metrics.batch(len(records), time.perf_counter() - started)
 
     def _drop_expired_days(self, batch: StagedWrites, partition: int, stream_time: float) -> None:
         """Once per day of stream time per partition: forget days past twice the retention."""

@@ -86,6 +86,17 @@ class TransactionReader:
             records.append(Record(self.topic, msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value()))
         return records
 
+    def high_watermark(self, partition: int) -> int | None:
+        """The end of an assigned partition as the stream's last fetch saw it (no request to the
+        broker); None before its first fetch."""
+        if self._stream is None:
+            return None
+        try:
+            high = self._stream.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)[1]
+        except KafkaException:
+            return None
+        return high if high >= 0 else None
+
     def _offsets_consumer(self) -> Consumer:
         if self._offsets is None:
             self._offsets = self._consumer(4096)  # never assigned: it only asks for offsets

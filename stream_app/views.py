@@ -1,4 +1,5 @@
-"""The worker's HTTP views: a user's usage today in their own zone, and the record accounting.
+"""The worker's HTTP views: a user's usage today in their own zone, the record accounting (JSON),
+its metrics (Prometheus) and its health.
 
 Any worker answers for any user: a user's counts live on the worker assigned the partition of the
 transactions topic the user's records are on, `paylimit.kafka.partition_for(user_id)` (the
@@ -18,9 +19,11 @@ from typing import Any, Callable
 import aiohttp
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
 
 from paylimit.contracts import TIMEZONES
 from paylimit.kafka import partition_for
+from paylimit.serving import exposition, health
 from paylimit.settings import Settings
 from stream_app.counting import day_key
 from stream_app.limits import limit_for
@@ -74,7 +77,7 @@ def owner(distribution: Mapping[str, Mapping[str, Sequence[int]]], topic: str, p
 
 
 def register_views(app: faust.App, settings: Settings, days: Any, limits: Mapping[bytes, bytes], metrics: Metrics,
-                   ready: Callable[[], bool]) -> None:
+                   ready: Callable[[], bool], registry: CollectorRegistry) -> None:
     me = str(app.conf.canonical_url)
 
     async def forward(view: View, request: Request, url: str) -> Response:
@@ -109,12 +112,27 @@ def register_views(app: faust.App, settings: Settings, days: Any, limits: Mappin
         limit = limit_for(limits, user_id, settings.daily_limit)
         return view.json(usage(days, limit, user_id, datetime.now(timezone.utc), zone, on, settings.default_timezone))
 
-    @app.page("/ready")
     async def readiness(view: View, request: Request) -> Response:
         """200 once the worker counts (its partitions assigned, its state restored); 503 before,
         and while a rebalance moves partitions."""
-        return view.json({"ready": True}) if ready() else view.json({"ready": False}, status=503)
+        status, body = health(ready())
+        return view.json(body, status=status)
+
+    app.page("/readyz", name="readyz")(readiness)
+    app.page("/ready", name="ready")(readiness)  # its first name, kept for the scripts and health checks that use it
+
+    @app.page("/healthz")
+    async def liveness(view: View, request: Request) -> Response:
+        """200 while the worker's event loop answers (it runs the counting, too)."""
+        status, body = health()
+        return view.json(body, status=status)
 
     @app.page("/metrics")
+    async def prometheus(view: View, request: Request) -> Response:
+        body, content_type = exposition(registry)
+        return view.bytes(body, headers={"Content-Type": content_type})
+
+    @app.page("/stats")
     async def records(view: View, request: Request) -> Response:
+        """The record accounting as JSON (the dashboard and the pipeline sum it over the workers)."""
         return view.json(metrics.as_dict())

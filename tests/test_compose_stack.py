@@ -193,12 +193,12 @@ def test_compose_demo_end_to_end(stack: Stack) -> None:
     stack.compose("exec", "-T", "notifier", "sh", "-c", "cat > /data/later.yaml", stdin=later)
     before = wait_until("the worker's group member", stack.worker_member, 60)
     assert before["instance"] == "worker" and before["partitions"] == list(range(6))
-    consumed = stack.http_json("HOST_WORKER_PORT", "/metrics")["consumed"]
+    consumed = stack.http_json("HOST_WORKER_PORT", "/stats")["consumed"]
     sim = stack.popen("--profile", "simulate", "run", "--rm", "simulator", "simulate", "--scenario", "/data/later.yaml",
                       "--seed", "2", "--rate", "60", "--out", "/data/run2")
     try:
         wait_until("the worker to count the second run",
-                   lambda: stack.http_json("HOST_WORKER_PORT", "/metrics")["consumed"] > consumed + 50, 120)
+                   lambda: stack.http_json("HOST_WORKER_PORT", "/stats")["consumed"] > consumed + 50, 120)
         assert sim.poll() is None, "the simulator finished before the crash"
         # a crash, not `docker kill`: Docker treats a kill as a manual stop and does not restart the container
         worker = stack.containers()["worker"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import faust
 
-from paylimit.cli.common import connected_settings, exit_after_grace
+from paylimit.cli.common import connected_settings, exit_after_grace, settings
+from paylimit.cli.logs import configure_logging, start_line
 from paylimit.kafka import ensure_topics
 from paylimit.runtime.processes import free_port
 
@@ -13,6 +14,9 @@ def worker() -> None:
     """Run the stream worker: validate, de-duplicate, count per local day, raise alerts."""
     from stream_app.app import build_app, changelog_topics
 
+    json_logs = settings().log_format == "json"
+    if json_logs:  # faust's own logging setup writes text: ours instead, from the start
+        configure_logging(settings())
     s = connected_settings()
     if s.web_port == 0:
         s = s.model_copy(update={"web_port": free_port()})
@@ -21,9 +25,12 @@ def worker() -> None:
     app = build_app(s)
     ensure_topics(s, extra=changelog_topics(app))
     # one plain line, never wrapped: scripts read the port from it
-    print(f"paylimit worker {s.app_id} on {s.kafka_bootstrap_servers}; HTTP port {s.web_port}: "
-          f"http://{s.web_host}:{s.web_port}/users/USER/usage", flush=True)
-    _Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    start_line(s, f"paylimit worker {s.app_id} on {s.kafka_bootstrap_servers}; HTTP port {s.web_port}: "
+                  f"http://{s.web_host}:{s.web_port}/users/USER/usage")
+    worker = _Worker(app, loglevel="INFO", quiet=True, override_logging=not json_logs)
+    if json_logs:
+        worker.spinner = None  # faust's logging setup turns its terminal spinner off; ours must too
+    worker.execute_from_commandline()
 
 
 class _Worker(faust.Worker):

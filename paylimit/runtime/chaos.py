@@ -49,7 +49,7 @@ class Kill:
     kind: str  # "crossing" (right after a crossing count was stored) or "random"
     pid: int
     at: float  # seconds since the run started
-    consumed_before: int  # records the killed worker had processed (its /metrics), -1 if unknown
+    consumed_before: int  # records the killed worker had processed (its /stats), -1 if unknown
     dead: bool  # the process was gone after the kill
     restarted_pid: int | None = None
     crossing_transaction_id: str | None = None
@@ -78,14 +78,14 @@ class ChaosResult:
 
 def _consumed(pipeline: Pipeline, worker: ServiceProcess) -> int:
     try:
-        with urllib.request.urlopen(f"{pipeline.worker_url(worker)}/metrics", timeout=1) as resp:
+        with urllib.request.urlopen(f"{pipeline.worker_url(worker)}/stats", timeout=1) as resp:
             return int(json.load(resp)["consumed"])
     except (OSError, ValueError, KeyError):
         return -1
 
 
 def _wait_consuming(pipeline: Pipeline, worker: ServiceProcess, floor: int, timeout: float) -> int:
-    """Until the worker's /metrics shows it processed more than `floor` records (or timeout)."""
+    """Until the worker's /stats shows it processed more than `floor` records (or timeout)."""
     deadline = time.monotonic() + timeout
     consumed = -1
     while time.monotonic() < deadline and worker.alive:

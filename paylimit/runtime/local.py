@@ -25,10 +25,23 @@ class InfraState:
     redis_pid: int | None = None
     redis_url: str | None = None
     #: services left running (`paylimit demo --keep-running`), stopped by `down`: each a dict of
-    #: name, pid, started (the process's start time, so a reused pid is never stopped), address
+    #: name, pid, identity (`processes.identity`, so a reused pid is never stopped), address
     services: list[dict[str, Any]] = field(default_factory=list)
     #: started by `infra up --secure`: Kafka's clients on SASL_SSL (`security`), Redis with a password
     secure: bool = False
+    #: str(pid) -> `processes.identity` of the Kafka and Redis processes started: a pid is only
+    #: taken for theirs (and signalled) while it is still that very process
+    procs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def ours(self, pid: int | None) -> bool:
+        return processes.is_same(pid, self.procs.get(str(pid)))
+
+    def remember(self, pid: int) -> int:
+        """Record the identity of a process just started; returns its pid."""
+        found = processes.identity(pid)
+        if found is not None:
+            self.procs[str(pid)] = found
+        return pid
 
     @property
     def brokers(self) -> int:
@@ -37,14 +50,14 @@ class InfraState:
     @property
     def kafka_running(self) -> bool:
         """At least one node runs (a cluster serves with one of three down)."""
-        return any(processes.alive(pid) for pid in self.kafka_pids)
+        return any(self.ours(pid) for pid in self.kafka_pids)
 
     def broker_running(self, node_id: int) -> bool:
-        return processes.alive(self.kafka_pids[node_id - 1])
+        return self.ours(self.kafka_pids[node_id - 1])
 
     @property
     def redis_running(self) -> bool:
-        return processes.alive(self.redis_pid)
+        return self.ours(self.redis_pid)
 
 
 def infra_root(settings: Settings) -> Path:
@@ -97,6 +110,7 @@ def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None, br
         port = int(state.redis_url.rsplit(":", 1)[1].split("/")[0]) if state.redis_url else None
         state.redis_pid, state.redis_url = redis_server.start(root / "redis", port,
                                                               secrets.redis_password if secrets else None)
+        state.remember(state.redis_pid)
         _write_state(settings, state)
     if n != state.brokers:
         state.kafka_pids = [None] * n
@@ -106,7 +120,7 @@ def up(settings: Settings, announce: Callable[[str], None] = lambda _m: None, br
         announce("Starting the Kafka broker (KRaft)" if n == 1 else f"Starting {n} Kafka brokers (KRaft)")
         for node in nodes:
             if not state.broker_running(node.id):
-                state.kafka_pids[node.id - 1] = kafka_broker.start(settings, node)
+                state.kafka_pids[node.id - 1] = state.remember(kafka_broker.start(settings, node))
                 _write_state(settings, state)
         state.kafka_bootstrap = ",".join(node.client_address for node in nodes)
         _write_state(settings, state)
@@ -132,7 +146,7 @@ def stop_broker(settings: Settings, node_id: int) -> None:
     """kill -9 one node of the local cluster: no controlled shutdown, its port refuses connections."""
     state = _node_state(settings, node_id)
     pid = state.kafka_pids[node_id - 1]
-    if processes.alive(pid):
+    if state.ours(pid):
         assert pid is not None
         processes.kill9(pid)
     state.kafka_pids[node_id - 1] = None
@@ -145,7 +159,7 @@ def start_broker(settings: Settings, node_id: int, timeout: float = 90) -> None:
     if state.broker_running(node_id):
         return
     node = kafka_broker.prepare(settings, infra_root(settings), state.brokers, state.secure)[node_id - 1]
-    state.kafka_pids[node_id - 1] = kafka_broker.start(settings, node)
+    state.kafka_pids[node_id - 1] = state.remember(kafka_broker.start(settings, node))
     _write_state(settings, state)
     watch = ClusterWatch(client_settings(settings, state, node.client_address), timeout=2)
     deadline = time.monotonic() + timeout
@@ -195,14 +209,14 @@ def _wait_redis(state: InfraState, root: Path) -> None:
 def keep_services(settings: Settings, services: list[dict[str, Any]]) -> None:
     """Record services left running (name, pid, address) for `down` to stop."""
     state = read_state(settings)
-    state.services = running_services(state) + [{**svc, "started": processes.started_at(svc["pid"])}
+    state.services = running_services(state) + [{**svc, "identity": processes.identity(svc["pid"])}
                                                 for svc in services]
     _write_state(settings, state)
 
 
 def running_services(state: InfraState) -> list[dict[str, Any]]:
-    """The recorded services still running (the very processes: same pid, same start time)."""
-    return [svc for svc in state.services if svc["started"] and processes.started_at(svc["pid"]) == svc["started"]]
+    """The recorded services still running (the very processes: same pid, same start and program)."""
+    return [svc for svc in state.services if processes.is_same(svc["pid"], svc.get("identity"))]
 
 
 def down(settings: Settings) -> InfraState:
@@ -210,21 +224,26 @@ def down(settings: Settings) -> InfraState:
     next `up`). The services go first, while Kafka still takes their last writes."""
     state = read_state(settings)
     processes.stop_all([svc["pid"] for svc in running_services(state)], timeout=20)
-    processes.stop_all([*state.kafka_pids, state.redis_pid])
+    # a pid whose process is no longer the one started (pid reuse, a reboot) is never signalled
+    processes.stop_all([pid for pid in [*state.kafka_pids, state.redis_pid] if state.ours(pid)])
     state.kafka_pids = [None] * state.brokers
     state.redis_pid = None
     state.services = []
+    state.procs = {}
     if _state_file(settings).exists():
         _write_state(settings, state)
     return state
 
 
 def stop_kafka(settings: Settings) -> None:
-    processes.stop_all(read_state(settings).kafka_pids)
+    state = read_state(settings)
+    processes.stop_all([pid for pid in state.kafka_pids if state.ours(pid)])
 
 
 def stop_redis(settings: Settings) -> None:
-    processes.stop(read_state(settings).redis_pid)
+    state = read_state(settings)
+    if state.ours(state.redis_pid):
+        processes.stop(state.redis_pid)
 
 
 def resolve(settings: Settings) -> Settings:

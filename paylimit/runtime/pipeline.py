@@ -86,13 +86,16 @@ class Pipeline:
     def start(self, workers: int = 1) -> None:
         for _ in range(workers):
             self.add_worker()
-        self.notifier = ServiceProcess("notifier", "notifier", self.settings)
+        # each notifier's HTTP server (/healthz, /readyz, /metrics) on a port of its own
+        self.notifier = ServiceProcess("notifier", "notifier", self.settings.model_copy(update={
+            "notifier_port": processes.free_port()}))
         self.notifier.start()
 
     def add_notifier(self) -> ServiceProcess:
         """One more notifier in the notifier group, with a PAYLIMIT_HOME of its own (as on another machine)."""
         name = f"notifier-{len(self.more_notifiers) + 2}"
-        notifier = ServiceProcess(name, "notifier", self.settings.model_copy(update={"home": self.settings.home / name}))
+        notifier = ServiceProcess(name, "notifier", self.settings.model_copy(update={
+            "home": self.settings.home / name, "notifier_port": processes.free_port()}))
         notifier.start()
         self.more_notifiers.append(notifier)
         return notifier
@@ -101,6 +104,11 @@ class Pipeline:
         w = worker or next(w for w in self.workers if w.alive)
         return f"http://{w.settings.web_host}:{w.settings.web_port}"
 
+    def notifier_url(self, notifier: ServiceProcess | None = None) -> str:
+        n = notifier or self.notifier
+        assert n is not None
+        return f"http://{n.settings.web_host}:{n.settings.notifier_port}"
+
     def worker_metrics(self) -> dict:
         """Record accounting summed over the live workers (counters restart with a worker)."""
         total: dict = {}
@@ -108,7 +116,7 @@ class Pipeline:
             if not w.alive:
                 continue
             try:
-                with urllib.request.urlopen(f"{self.worker_url(w)}/metrics", timeout=2) as resp:
+                with urllib.request.urlopen(f"{self.worker_url(w)}/stats", timeout=2) as resp:
                     for k, v in json.load(resp).items():
                         total[k] = total.get(k, {} if isinstance(v, dict) else 0)
                         if isinstance(v, dict):

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -58,6 +59,29 @@ def started_at(pid: int | None) -> float | None:
         return psutil.Process(pid).create_time() if alive(pid) else None
     except psutil.NoSuchProcess:
         return None
+
+
+def identity(pid: int | None) -> dict[str, Any] | None:
+    """What tells a process from a later one that got the same pid (pids wrap around, and start
+    again after a reboot), from /proc: the boot, its start time (clock ticks after the boot) and
+    its program file. The program, not the command line: redis-server (and faust, with
+    setproctitle) rewrite their command line as they run. None if the process is gone, a zombie,
+    or not ours to look at."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        program = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")  # its file replaced by an upgrade
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command in parentheses may hold spaces
+    if fields[0] == "Z":
+        return None
+    return {"boot": boot, "start": int(fields[19]), "program": program}
+
+
+def is_same(pid: int | None, recorded: dict[str, Any] | None) -> bool:
+    """Is `pid` still the process whose `identity` was `recorded`? False without a record."""
+    return bool(pid) and recorded is not None and identity(pid) == recorded
 
 
 def stop(pid: int | None, timeout: float = 30.0) -> None:

@@ -7,7 +7,7 @@ simulator's independent oracle (`producer_sim.oracle`) then says which ones must
 and with which error class, and which alerts the valid records must raise. Asserted: every
 dead letter the oracle expects is on the DLQ at the same partition/offset with the same error
 and a reason, nothing else is; the one worker never died; verify is exact; every record is
-accounted for in /metrics.
+accounted for in /stats.
 """
 
 from __future__ import annotations

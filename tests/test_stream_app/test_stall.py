@@ -3,7 +3,7 @@
 The alerts topic's `max.message.bytes` is set below an alert's size, so the broker refuses the alert
 (MSG_SIZE_TOO_LARGE). Before, the worker crashed, and every restart crashed at the same record. Now
 it keeps the batch, says every few seconds that the partition is stalled and why (its log, its
-`/metrics`, the dashboard), tries again, and goes on once the topic takes the alert.
+`/stats`, the dashboard), tries again, and goes on once the topic takes the alert.
 """
 
 from __future__ import annotations
