@@ -216,7 +216,8 @@ class LagReader:
             return lag
 
         try:
-            return retry_transient(look, timeout)
+            # a lost broker's partitions take up to ~20 s to get new leaders: looks wait that out
+            return retry_transient(look, max(timeout, 60.0))
         except KafkaException as exc:
             raise InfraError(f"cannot read the lag of {self.group} on {topic}: {exc.args[0].str()}") from None
 

@@ -95,6 +95,10 @@ class Progress:
             except InfraError as exc:
                 self.failure = exc
                 return
+            except Exception:
+                if stop.is_set():  # the demo stopped the pipeline under a look in flight (Ctrl-C)
+                    return
+                raise
             stop.wait(0.5)
 
     def refresh(self) -> None:
@@ -170,6 +174,7 @@ def demo(
     kill: BrokerKill | None = None
     interrupted = False
     clean = False
+    looking = threading.Event()  # set: the progress display stops looking
     try:
         s = _run_settings(_connect(base, started_infra, brokers))
         (s.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -202,7 +207,6 @@ def demo(
             sender.start()
             if kill:
                 kill.thread.start()
-            looking = threading.Event()
             watcher = threading.Thread(target=progress.watch, args=(looking,), daemon=True)
             watcher.start()
             while sender.is_alive() or progress.lag:
@@ -228,6 +232,7 @@ def demo(
         interrupted = True
         console.print("[yellow]interrupted: stopping everything[/]")
     finally:
+        looking.set()
         if kill:
             kill.wait()  # a killed broker is running again before anything is stopped
         if keep_running and not interrupted and pipeline:
