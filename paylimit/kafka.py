@@ -104,8 +104,8 @@ def with_replication(settings: Settings, brokers: int) -> Settings:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """The topics paylimit owns (settings through `with_replication`); limits are compacted (latest
-    override per user wins)."""
+    """The topics paylimit owns (settings through `with_replication`); limits and rules are compacted
+    (latest override per user, latest definition per rule wins)."""
     p, rf = settings.partitions, settings.replication_factor
     assert rf is not None, "topic_specs needs settings through with_replication"
     replicas = {"min.insync.replicas": str(settings.min_insync_replicas)}
@@ -115,6 +115,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_dlq, p, rf, config=replicas),
         NewTopic(settings.topic_notifications_dlq, p, rf, config=replicas),
         NewTopic(settings.topic_limits, 1, rf, config={"cleanup.policy": "compact", **replicas}),
+        NewTopic(settings.topic_rules, 1, rf, config={"cleanup.policy": "compact", **replicas}),
     ]
 
 

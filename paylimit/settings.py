@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     topic_transactions: KafkaName = "payments.transactions"
     topic_alerts: KafkaName = "payments.alerts"
     topic_dlq: KafkaName = "payments.transactions.dlq"
+    topic_rules: KafkaName = Field("payments.rules", description="The limit rules (compacted; `paylimit rules`)")
     topic_notifications_dlq: KafkaName = Field("payments.notifications.dlq", description="Notifications the webhook "
                                                "did not take (key = alert_id)")
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")

@@ -2,7 +2,8 @@
 
 It walks the sent records partition by partition in offset order and applies the steps of the
 stream app's contract literally (decode, future check, duplicate, too_late, stream time, count,
-alert on limit + 1). It shares no counting or local-day code with `stream_app`: the day arithmetic
+alert on limit + 1), and each limit rule's tiers over that rule's list of counted transactions.
+It shares no counting or local-day code with `stream_app`: the day arithmetic
 is done here with zoneinfo, every instant compared in UTC (Python compares two datetimes of the
 same tzinfo by wall clock, which is wrong across a DST fall-back).
 """
@@ -10,12 +11,15 @@ same tzinfo by wall clock, which is wrong across a DST fall-back).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from paylimit.contracts import ExpectedAlert, InvalidRecord, SentRecord, alert_id_for, decode_transaction
+from paylimit.contracts import (ExpectedAlert, InvalidRecord, SentRecord, Transaction, alert_id_for,
+                                decode_transaction)
+from paylimit.rules import DEFAULT_RULE, Rule, default_rule, rule_alert_id
 from paylimit.settings import Settings
 
 
@@ -48,6 +52,8 @@ class _Day:
     seen: set[str] = field(default_factory=set)
     first_seen_at: datetime | None = None
     alerted: bool = False
+    by_rule: dict[str, list[Transaction]] = field(default_factory=dict)  # each rule's counted transactions
+    fired: set[tuple[str, str]] = field(default_factory=set)  # (rule, tier) that fired
 
 
 def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
@@ -69,9 +75,11 @@ def expected_outcome(
     settings: Settings,
     now: datetime,
     overrides: Mapping[str, int] | None = None,
+    rules: Sequence[Rule] = (),
 ) -> Expected:
     """Expected alerts and dead letters. `now` is the wall clock the stream app will read (step 2);
-    `overrides` the per-user limits in force before the first event."""
+    `overrides` the per-user limits and `rules` the limit rules (besides daily_count) in force
+    before the first event."""
     overrides = overrides or {}
     by_partition: dict[int, list[SentRecord]] = defaultdict(list)
     for rec in records:
@@ -124,6 +132,9 @@ def expected_outcome(
             if day.first_seen_at is None:
                 day.first_seen_at = tx.occurred_at
             limit = overrides.get(tx.user_id, settings.daily_limit)
+            late = _utc(day.end) < stream_time
+            for rule in [default_rule(settings.daily_limit), *sorted(rules, key=lambda r: r.name)]:
+                out.alerts += _tiers_fired(rule, tx, day, limit, local_date, late)
             if len(day.ids) == limit + 1 and not day.alerted:
                 day.alerted = True
                 out.alerts.append(ExpectedAlert(
@@ -143,6 +154,52 @@ def expected_outcome(
     out.alerts.sort(key=lambda a: a.alert_id)
     out.usage = {key: len(day.ids) for key, day in days.items()}
     return out
+
+
+def _counts(rule: Rule, tx: Transaction) -> bool:
+    """Whether a rule counts a succeeded transaction: written out from the rule file's meaning."""
+    if rule.users is not None and tx.user_id not in rule.users:
+        return False
+    if rule.filter.categories is not None and tx.category not in rule.filter.categories:
+        return False
+    if rule.filter.p2p_only and tx.merchant_id is not None:
+        return False
+    return rule.filter.currency is None or tx.currency == rule.filter.currency
+
+
+def _tiers_fired(rule: Rule, tx: Transaction, day: _Day, daily_limit: int, local_date: date,
+                 late: bool) -> list[ExpectedAlert]:
+    """The heads-ups and alerts (but daily_count's own alert, above) this counted transaction fires."""
+    if not _counts(rule, tx):
+        return []
+    default = rule.name == DEFAULT_RULE
+    counted = day.by_rule.setdefault(rule.name, [])
+    counted.append(tx)
+    amount = rule.measure == "amount"
+    value = sum((t.amount for t in counted), Decimal(0)) if amount else len(counted)
+    limit = Decimal(daily_limit) if default else rule.overrides.get(tx.user_id, rule.limit)
+    fired = []
+    alerted_before = (rule.name, "alert") in day.fired or (default and day.alerted)
+    for tier in rule.tiers:
+        if (rule.name, tier.name) in day.fired or (default and tier.name == "alert"):
+            continue
+        if tier.name == "warn" and alerted_before:  # no heads-up after the alert
+            continue
+        if tier.name == "warn" and tier.percent is not None and not value * 100 >= limit * tier.percent:
+            continue
+        if tier.name == "alert" and not value > limit:
+            continue
+        day.fired.add((rule.name, tier.name))
+        fired.append(ExpectedAlert(
+            schema_version=2,
+            alert_id=rule_alert_id(rule.name, tier.name, tx.user_id, local_date.isoformat()),
+            user_id=tx.user_id, local_date=local_date, timezone=day.zone,
+            limit=limit if amount else int(limit), count=len(counted), crossing_transaction_id=tx.transaction_id,
+            transaction_ids=list(day.ids) if default else [],
+            window_start=day.start, window_end=day.end, first_seen_at=counted[0].occurred_at, late=late,
+            rule=rule.name, tier=tier.name, measure=rule.measure, value=value,
+        ))
+    return sorted(fired, key=lambda a: a.tier != "warn")
 
 
 def local_midnight_after(moment: datetime, zone: str) -> datetime:

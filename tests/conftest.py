@@ -69,6 +69,7 @@ def make_settings(services: tuple[str, str], tmp_path: Path) -> Callable[..., Se
             topic_transactions=f"tx-{tag}",
             topic_alerts=f"alerts-{tag}",
             topic_dlq=f"dlq-{tag}",
+            topic_rules=f"rules-{tag}",
             web_port=0,
         )
         values.update(overrides)
