@@ -76,11 +76,18 @@ def expected_outcome(
     now: datetime,
     overrides: Mapping[str, int] | None = None,
     rules: Sequence[Rule] = (),
+    changes: Mapping[int, Sequence[Rule]] | None = None,
 ) -> Expected:
     """Expected alerts and dead letters. `now` is the wall clock the stream app will read (step 2);
     `overrides` the per-user limits and `rules` the limit rules (besides daily_count) in force
-    before the first event."""
+    before the first event; `changes`: seq -> the rules in force from that record on (written
+    once the worker had counted every record before it)."""
     overrides = overrides or {}
+    changes = changes or {}
+
+    def rules_at(seq: int) -> Sequence[Rule]:
+        return changes[max(n for n in changes if n <= seq)] if any(n <= seq for n in changes) else rules
+
     by_partition: dict[int, list[SentRecord]] = defaultdict(list)
     for rec in records:
         by_partition[rec.partition].append(rec)
@@ -133,7 +140,7 @@ def expected_outcome(
                 day.first_seen_at = tx.occurred_at
             limit = overrides.get(tx.user_id, settings.daily_limit)
             late = _utc(day.end) < stream_time
-            for rule in [default_rule(settings.daily_limit), *sorted(rules, key=lambda r: r.name)]:
+            for rule in [default_rule(settings.daily_limit), *sorted(rules_at(rec.seq), key=lambda r: r.name)]:
                 out.alerts += _tiers_fired(rule, tx, day, limit, local_date, late)
             if len(day.ids) == limit + 1 and not day.alerted:
                 day.alerted = True
