@@ -31,7 +31,7 @@ DEFAULT_RULE = "daily_count"
 DEFAULT_WARN_PERCENT = Decimal(80)
 RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Measure = Literal["count", "amount"]
-Window = Literal["calendar_day"]
+Window = Literal["calendar_day", "rolling_24h", "from_first_24h"]
 TierName = Literal["warn", "alert"]
 
 

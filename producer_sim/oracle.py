@@ -93,6 +93,7 @@ def expected_outcome(
         by_partition[rec.partition].append(rec)
     out = Expected()
     days: dict[tuple[str, date], _Day] = {}
+    windows: dict[tuple[str, str], _Window] = {}  # (user, 24 h window rule) -> what it counted
     horizon = _utc(now) + settings.max_clock_skew
     for partition in sorted(by_partition):
         stream_time: datetime | None = None
@@ -141,7 +142,11 @@ def expected_outcome(
             limit = overrides.get(tx.user_id, settings.daily_limit)
             late = _utc(day.end) < stream_time
             for rule in [default_rule(settings.daily_limit), *sorted(rules_at(rec.seq), key=lambda r: r.name)]:
-                out.alerts += _tiers_fired(rule, tx, day, limit, local_date, late)
+                if rule.window == "calendar_day":
+                    out.alerts += _tiers_fired(rule, tx, day, limit, local_date, late)
+                elif _counts(rule, tx):
+                    out.alerts += _window_fired(rule, tx, windows.setdefault((tx.user_id, rule.name), _Window()),
+                                                zone, late)
             if len(day.ids) == limit + 1 and not day.alerted:
                 day.alerted = True
                 out.alerts.append(ExpectedAlert(
@@ -207,6 +212,61 @@ def _tiers_fired(rule: Rule, tx: Transaction, day: _Day, daily_limit: int, local
             rule=rule.name, tier=tier.name, measure=rule.measure, value=value,
         ))
     return sorted(fired, key=lambda a: a.tier != "warn")
+
+
+@dataclass
+class _Window:
+    counted: list[Transaction] = field(default_factory=list)  # in arrival order
+    opens: list[datetime] = field(default_factory=list)  # from_first_24h: the windows opened
+    fired: list[tuple[str, datetime]] = field(default_factory=list)  # (tier, window start)
+
+
+def _window_fired(rule: Rule, tx: Transaction, win: _Window, zone: str, late: bool) -> list[ExpectedAlert]:
+    """A 24 h window rule over everything it counted for the user: rolling_24h, the 24 h up to the
+    transaction, each tier at most once in any 24 h; from_first_24h, the 24 h from the transaction
+    that opened the window (the latest one opened that holds this one; else this one opens one)."""
+    a_day = timedelta(hours=24)
+    t = _utc(tx.occurred_at)
+    win.counted.append(tx)
+    if rule.window == "rolling_24h":
+        start, end = t - a_day, t
+        inside = [x for x in win.counted if start < _utc(x.occurred_at) <= end]
+
+        def same(fired_start: datetime) -> bool:
+            return abs(fired_start + a_day - t) < a_day
+    else:
+        holding = [s for s in win.opens if s <= t < s + a_day]
+        start = max(holding) if holding else t
+        if not holding:
+            win.opens.append(t)
+        end = start + a_day
+        inside = [x for x in win.counted if start <= _utc(x.occurred_at) < end]
+
+        def same(fired_start: datetime) -> bool:
+            return fired_start == start
+    amount = rule.measure == "amount"
+    value = sum((x.amount for x in inside), Decimal(0)) if amount else len(inside)
+    limit = rule.overrides.get(tx.user_id, rule.limit)
+    out = []
+    for tier in sorted(rule.tiers, key=lambda tr: tr.name != "warn"):
+        if any(name == tier.name and same(s) for name, s in win.fired):
+            continue
+        if tier.name == "warn" and any(name == "alert" and same(s) for name, s in win.fired):
+            continue
+        over = value > limit if tier.name == "alert" else value * 100 >= limit * (tier.percent or 0)
+        if not over:
+            continue
+        win.fired.append((tier.name, start))
+        local = ZoneInfo(zone)
+        out.append(ExpectedAlert(
+            schema_version=2, alert_id=rule_alert_id(rule.name, tier.name, tx.user_id, start.isoformat()),
+            user_id=tx.user_id, local_date=start.astimezone(local).date(), timezone=zone,
+            limit=limit if amount else int(limit), count=len(inside), crossing_transaction_id=tx.transaction_id,
+            transaction_ids=[], window_start=start, window_end=start + a_day,
+            first_seen_at=min(_utc(x.occurred_at) for x in inside), late=late,
+            rule=rule.name, tier=tier.name, measure=rule.measure, value=value,
+        ))
+    return out
 
 
 def local_midnight_after(moment: datetime, zone: str) -> datetime:

@@ -6,14 +6,16 @@ is now: an alert sent again after a crash is the alert sent first, whatever the 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
-from paylimit.contracts import LimitAlert
+from paylimit.contracts import EPOCH, LimitAlert
 from paylimit.rules import DEFAULT_RULE, rule_alert_id
 from stream_app.localday import day_bounds
 from stream_app.state import DayCount
+from stream_app.tiers import DAY_US
 
 
 def _number(text: str, measure: str) -> int | Decimal:
@@ -21,12 +23,26 @@ def _number(text: str, measure: str) -> int | Decimal:
     return int(Decimal(text)) if measure == "count" else Decimal(text)
 
 
-def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, tier: str = "alert") -> LimitAlert:
-    local_date = date.fromisoformat(day.date)
-    start, end = day_bounds(local_date, day.zone)
-    common: dict[str, Any] = dict(alert_id=rule_alert_id(rule, tier, day.user_id, day.date), user_id=day.user_id,
-                  local_date=local_date, timezone=day.zone, window_start=start, window_end=end,
-                  detected_at=detected_at, rule=rule, tier=tier)
+def instant(micros: int, zone: str) -> datetime:
+    return (EPOCH + timedelta(microseconds=micros)).astimezone(ZoneInfo(zone))
+
+
+def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, fired_as: str = "alert") -> LimitAlert:
+    """The alert of `rule`'s tier that fired as `fired_as` (its key in `RuleDay.fired`: the tier,
+    and "@" its window's start for a 24 h window) in `day`."""
+    tier, _, at = fired_as.partition("@")
+    if at:  # a 24 h window: [start, start + 24 h), dated by its start
+        fired = day.rules[rule].fired[fired_as]
+        assert fired.start is not None and fired.first is not None
+        start, end = instant(fired.start, day.zone), instant(fired.start + DAY_US, day.zone)
+        local_date, window = start.date(), start.astimezone(timezone.utc).isoformat()
+        first = instant(fired.first, day.zone)
+    else:
+        local_date, window = date.fromisoformat(day.date), day.date
+        start, end = day_bounds(local_date, day.zone)
+    common: dict[str, Any] = dict(alert_id=rule_alert_id(rule, tier, day.user_id, window), user_id=day.user_id,
+                                  local_date=local_date, timezone=day.zone, window_start=start, window_end=end,
+                                  detected_at=detected_at, rule=rule, tier=tier)
     if rule == DEFAULT_RULE and tier == "alert":  # a version 1 alert, as it always was
         assert day.crossing is not None and day.limit is not None
         count = len(day.head)  # the ids up to and including the crossing one
@@ -34,7 +50,7 @@ def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, ti
                           crossing_transaction_id=day.crossing, transaction_ids=list(day.head),
                           first_seen_at=datetime.fromisoformat(day.first_seen_at), late=day.late)
     state = day.rules[rule]
-    fired = state.fired[tier]
+    fired = state.fired[fired_as]
     assert state.first_seen_at is not None
     return LimitAlert(
         **common, schema_version=2, measure=cast(Any, state.measure),
@@ -42,5 +58,5 @@ def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, ti
         crossing_transaction_id=fired.crossing,
         # daily_count's ids are the day's own (kept up to its crossing); other rules keep none
         transaction_ids=day.head[:fired.counted] if rule == DEFAULT_RULE else [],
-        first_seen_at=datetime.fromisoformat(state.first_seen_at), late=fired.late,
+        first_seen_at=first if at else datetime.fromisoformat(state.first_seen_at), late=fired.late,
     )

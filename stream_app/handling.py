@@ -10,7 +10,7 @@ counts in place). The caller (`stream_app.processor`) stages the day and the str
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Callable, NamedTuple, Sequence
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
@@ -47,8 +47,13 @@ def handle(record: Record, day_of: Callable[[str], DayCount | None], stream_time
         return dead_letter(record, exc.error, exc.reason, now)
     day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
     key = day_key(tx.user_id, day.key)
+    neighbours: list[DayCount] = []
+    if any(rule.window != "calendar_day" for rule in rules):  # a 24 h window reaches the days around
+        on = date.fromisoformat(day.key)
+        around = (day_of(day_key(tx.user_id, (on + timedelta(days=n)).isoformat())) for n in (-2, -1, 1))
+        neighbours = [d for d in around if d is not None]
     decision = decide(tx, day, day_of(key), stream_time, limit_of(tx.user_id), settings.retention,
-                      record.partition, rules)
+                      record.partition, rules, neighbours)
     if decision.outcome is Outcome.TOO_LATE:
         return dead_letter(record, "too_late", f"its local day {day.key} ({day.zone}) ended more than "
                            f"{settings.retention} before the stream time", now)

@@ -29,6 +29,7 @@ has no rule fired yet but `daily_count`'s alert.
 from __future__ import annotations
 
 import base64
+import struct
 from collections import deque
 from decimal import Decimal
 from hashlib import blake2b
@@ -65,33 +66,68 @@ def decode_progress(raw: bytes) -> Progress:
 
 
 class Fired(NamedTuple):
-    """A tier that fired: its transaction, and the rule's count, value and limit (in force) then."""
+    """A tier that fired: its transaction, and the rule's count, value and limit (in force) then;
+    for a 24 h window, the window's start and its first transaction's time (epoch microseconds)."""
 
     crossing: str
     counted: int  # the rule's count then
     value: str  # a Decimal, as text
     limit: str
     late: bool
+    start: int | None = None
+    first: int | None = None
+
+
+#: a 24 h window rule keeps at most this many transactions' times per user and day; more are
+#: merged into the latest (README, "Limit rules": counted as if made at the latest time)
+MAX_ENTRIES = 5_000
 
 
 class RuleDay:
     """What one rule counted of one user's day: {"n": count, "s": value, "f": first seen at,
-    "m": measure, "x": {tier: Fired}}."""
+    "m": measure, "x": {tier (and "@" window start, for 24 h windows): Fired}}; for a 24 h window
+    rule also the counted transactions' times ("t": epoch microseconds, packed as 8-byte integers
+    in base64), amounts ("a", amount rules) and the windows opened that day ("o", from_first_24h)."""
 
-    __slots__ = ("count", "value", "first_seen_at", "measure", "fired")
+    __slots__ = ("count", "value", "first_seen_at", "measure", "fired", "times", "amounts", "opens")
 
     def __init__(self, measure: str, count: int = 0, value: Decimal = Decimal(0), first_seen_at: str | None = None,
-                 fired: dict[str, Fired] | None = None) -> None:
+                 fired: dict[str, Fired] | None = None, times: list[int] | None = None,
+                 amounts: list[str] | None = None, opens: list[int] | None = None) -> None:
         self.measure, self.count, self.value, self.first_seen_at = measure, count, value, first_seen_at
         self.fired: dict[str, Fired] = fired if fired is not None else {}
+        self.times: list[int] = times if times is not None else []
+        self.amounts: list[str] = amounts if amounts is not None else []
+        self.opens: list[int] = opens if opens is not None else []
+
+    def remember(self, at: int, amount: Decimal) -> None:
+        """Keep one counted transaction's time (and amount) for the 24 h windows."""
+        if len(self.times) < MAX_ENTRIES:
+            self.times.append(at)
+            self.amounts.append(str(amount))
+        else:
+            self.times[-1] = max(self.times[-1], at)
+            self.amounts[-1] = str(Decimal(self.amounts[-1]) + amount)
+
+    def entries(self) -> list[tuple[int, Decimal]]:
+        return [(at, Decimal(a)) for at, a in zip(self.times, self.amounts)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": self.count, "s": str(self.value), "f": self.first_seen_at, "m": self.measure,
-                "x": {tier: list(f) for tier, f in self.fired.items()}}
+        v: dict[str, Any] = {"n": self.count, "s": str(self.value), "f": self.first_seen_at, "m": self.measure,
+                             "x": {tier: list(f) for tier, f in self.fired.items()}}
+        if self.times:
+            v["t"] = base64.b64encode(struct.pack(f"<{len(self.times)}q", *self.times)).decode()
+            v["a"] = ",".join(self.amounts) if self.measure == "amount" else None
+            v["o"] = self.opens
+        return v
 
     @classmethod
     def from_json(cls, v: dict[str, Any]) -> "RuleDay":
-        return cls(v["m"], v["n"], Decimal(v["s"]), v["f"], {tier: Fired(*f) for tier, f in v["x"].items()})
+        raw = base64.b64decode(v.get("t", ""))
+        times = list(struct.unpack(f"<{len(raw) // 8}q", raw))
+        amounts = v["a"].split(",") if v.get("a") else ["1"] * len(times)
+        return cls(v["m"], v["n"], Decimal(v["s"]), v["f"], {tier: Fired(*f) for tier, f in v["x"].items()},
+                   times, amounts, v.get("o", []))
 
 
 def id_hash(transaction_id: str) -> bytes:

@@ -7,13 +7,21 @@ reaches it: `warn` at `value * 100 >= limit * percent`, `alert` at `value > limi
 the rule's as in force now (a changed rule applies from the next record on); a tier that fired
 stays fired for the day whatever the rule becomes, and a heads-up never comes after its rule's
 alert. `daily_count`'s value is the day's own count.
+
+A 24 h window rule keeps, in each day's value, the times (and amounts) of the transactions it
+counted that day, and the windows opened that day; a transaction's window reads the days around
+its own (never writes them): `rolling_24h` is the 24 h before the transaction, over what has
+arrived by then, and fires a tier at most once in any 24 h; `from_first_24h` is the window the
+first transaction not in an open one opened, 24 h from its time, and fires each tier once per window.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Sequence
 
+from paylimit.contracts import EPOCH
 from paylimit.rules import DEFAULT_RULE, Rule
 from paylimit.transaction_facts import TransactionFacts
 from stream_app.state import DayCount, Fired, RuleDay
@@ -35,11 +43,57 @@ def reached(tier_name: str, percent: Decimal | None, value: Decimal, limit: Deci
     return value * 100 >= limit * percent
 
 
+DAY_US = 86_400_000_000
+
+
+def micros(at: datetime) -> int:
+    """An instant as integer epoch microseconds: exact, and 8 bytes packed."""
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[DayCount], limit: Decimal,
+            late: bool) -> list[str]:
+    """A 24 h window rule (its state already holds `tx`): the tiers `tx` fires, as their keys in
+    `RuleDay.fired` (tier@window start). `days`: the user's
+    days whose transactions may share a window with `tx` (the day before yesterday to tomorrow)."""
+    t = micros(tx.occurred_at)
+    kept = [day.rules[rule.name] for day in days if rule.name in day.rules]
+    if rule.window == "rolling_24h":  # the 24 h before the transaction: (t - 24 h, t]
+        start = key = t - DAY_US
+        inside = [(at, a) for r in kept for at, a in r.entries() if start < at <= t]
+        same = lambda f: abs(f.start + DAY_US - t) < DAY_US  # noqa: E731  (fired within 24 h of t)
+    else:  # from_first_24h: the window a transaction opened, [s, s + 24 h)
+        covering = [s for r in kept for s in r.opens if s <= t < s + DAY_US]
+        if covering:
+            start = max(covering)
+        else:
+            start = t
+            state.opens.append(t)
+        key = start
+        inside = [(at, a) for r in kept for at, a in r.entries() if start <= at < start + DAY_US]
+        same = lambda f: f.start == start  # noqa: E731
+    fired = [(name.split("@")[0], f) for r in kept for name, f in r.fired.items()]
+    count = len(inside)
+    value = Decimal(count) if rule.measure == "count" else sum((a for _, a in inside), Decimal(0))
+    out: list[str] = []
+    for tier in sorted(rule.tiers, key=lambda t: t.name != "warn"):
+        if any(name == tier.name and same(f) for name, f in fired):
+            continue
+        if tier.name == "warn" and any(name == "alert" and same(f) for name, f in fired):
+            continue  # no heads-up after the alert
+        if reached(tier.name, tier.percent, value, limit):
+            state.fired[f"{tier.name}@{key}"] = Fired(tx.transaction_id, count, str(value), str(limit), late, key,
+                                                      min(at for at, _ in inside))
+            out.append(f"{tier.name}@{key}")
+    return out
+
+
 def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], daily_limit: int,
-                late: bool) -> list[tuple[str, str]]:
+                late: bool, neighbours: Sequence[DayCount] = ()) -> list[tuple[str, str]]:
     """Count `tx` (already counted by `day`) into each rule it passes; the (rule, tier) pairs it
     fires, in the rules' order, warn before alert. `daily_limit` is the user's `daily_count` limit
-    (their override); `daily_count`'s alert is the day's crossing, decided by `DayCount.add`."""
+    (their override); `daily_count`'s alert is the day's crossing, decided by `DayCount.add`.
+    `neighbours`: the user's other days a 24 h window may reach (their values are only read)."""
     fired: list[tuple[str, str]] = []
     for rule in rules:
         if not passes(rule, tx):
@@ -48,6 +102,11 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
         state = day.rules.get(rule.name)
         if state is None:
             state = day.rules[rule.name] = RuleDay(rule.measure, first_seen_at=tx.occurred_at.isoformat())
+        if rule.window != "calendar_day":
+            state.count += 1
+            state.remember(micros(tx.occurred_at), tx.amount if rule.measure == "amount" else Decimal(1))
+            fired += [(rule.name, tier) for tier in _window(rule, tx, state, [*neighbours, day], rule.limit_for(tx.user_id), late)]
+            continue
         if default:  # the day's own count (a day counted before rules existed has no RuleDay yet)
             state.count, state.value = day.count, Decimal(day.count)
         else:

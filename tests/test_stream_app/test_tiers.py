@@ -156,3 +156,61 @@ def test_the_oracle_expects_exactly_what_the_worker_sends() -> None:
     expected = expected_outcome(sent_records(docs), SETTINGS, NOW, {}, RULES).alerts
     assert {(a.rule, a.tier) for a in expected} >= {("inr_day", "alert"), ("p2p_day", "alert"), ("daily_count", "warn")}
     assert [AlertFacts.model_validate(a.model_dump()) for a in got] == expected
+
+
+WINDOWS = parse_rules("""
+rules:
+  - {name: p2p_24h, limit: 3, window: from_first_24h, filter: {p2p_only: true}, tiers: [{name: alert}]}
+  - {name: inr_rolling, measure: amount, limit: "1000", window: rolling_24h, filter: {currency: INR}}
+""", "windows")
+
+
+def at(day: int, hour: int, minute: int = 0, amount: str = "100.00", tid: str = "", p2p: bool = True) -> dict[str, Any]:
+    doc = tx(tid or f"d{day}h{hour}m{minute}", 0, amount, merchant=None if p2p else "m")
+    doc["occurred_at"] = f"2026-03-{day:02d}T{hour:02d}:{minute:02d}:00+05:30"
+    return doc
+
+
+def test_from_first_24h_counts_24_hours_from_the_first_payment_across_midnight() -> None:
+    w = Worker()
+    for doc in (at(10, 20), at(11, 10), at(11, 19, 59), at(11, 20, 0, tid="next-window"), at(11, 21), at(11, 22)):
+        w.feed(doc, WINDOWS)  # 3 in [10th 20:00, 11th 20:00), then a new window opens at 20:00
+    assert [f for f in w.fired() if f[0] == "p2p_24h"] == []
+    w.feed(at(12, 8), WINDOWS)  # the 4th of the second window
+    w.feed(at(10, 21, tid="late-in-first"), WINDOWS)  # out of order: the 4th of the first window
+    assert [f for f in w.fired() if f[0] == "p2p_24h"] == [("p2p_24h", "alert", "d12h8m0"), ("p2p_24h", "alert", "late-in-first")]
+    second = [a for a, _ in w.sent if a.crossing_transaction_id == "d12h8m0"][0]
+    assert (second.window_start.isoformat(), second.window_end.isoformat(), second.count) == (
+        "2026-03-11T20:00:00+05:30", "2026-03-12T20:00:00+05:30", 4)
+
+
+def test_rolling_24h_looks_back_24_hours_from_each_payment_and_fires_once_in_24_hours() -> None:
+    w = Worker()
+    w.feed(at(10, 10, amount="600.00", p2p=False), WINDOWS)
+    w.feed(at(11, 9, amount="300.00", p2p=False), WINDOWS)  # 900 in the 24 h before: the heads-up
+    w.feed(at(11, 10, 1, amount="200.00", p2p=False), WINDOWS)  # the 600 left the window: 500
+    w.feed(at(11, 11, amount="600.00", p2p=False), WINDOWS)  # 1100 over
+    w.feed(at(11, 23, amount="900.00", p2p=False), WINDOWS)  # over again, within 24 h: no second alert
+    w.feed(at(12, 12, amount="1200.00", p2p=False), WINDOWS)  # over, 25 h later: a new heads-up and alert
+    assert [f for f in w.fired() if f[0] == "inr_rolling"] == [
+        ("inr_rolling", "warn", "d11h9m0"), ("inr_rolling", "alert", "d11h11m0"),
+        ("inr_rolling", "warn", "d12h12m0"), ("inr_rolling", "alert", "d12h12m0")]
+
+
+def test_the_oracle_expects_exactly_what_the_worker_sends_for_24_hour_windows() -> None:
+    docs = []
+    for i in range(120):  # three days, out of order by up to 5 hours, P2P and not, amounts near the limits
+        hour = (i * 7) % 72 - (5 if i % 9 == 0 else 0)
+        doc = at(10 + max(hour, 0) // 24, max(hour, 0) % 24, (i * 13) % 60, amount=f"{(i * 53) % 400 + 0.5:.2f}",
+                 tid=f"t{i}", p2p=i % 3 != 0)
+        doc["user_id"] = ("u1", "u2")[i % 2]
+        docs.append(doc)
+        if i % 17 == 0:
+            docs.append(dict(doc))  # a duplicate
+    w = Worker()
+    for doc in docs:
+        w.feed(doc, WINDOWS)
+    got = sorted((a for a, resent in w.sent if not resent), key=lambda a: a.alert_id)
+    expected = expected_outcome(sent_records(docs), SETTINGS, NOW, {}, WINDOWS).alerts
+    assert {(a.rule, a.tier) for a in expected} >= {("p2p_24h", "alert"), ("inr_rolling", "alert"), ("inr_rolling", "warn")}
+    assert [AlertFacts.model_validate(a.model_dump()) for a in got] == expected
