@@ -28,6 +28,8 @@ from paylimit.kafka import ANY_PARTITION, ensure_topics, produce_all, read_to_en
 from paylimit.settings import Settings
 
 DEFAULT_RULE = "daily_count"
+#: the demo's rules (`daily_amount`, `p2p_24h`), an example of the file format
+EXAMPLE_RULES = Path(__file__).with_name("example_rules.yaml")
 DEFAULT_WARN_PERCENT = Decimal(80)
 RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Measure = Literal["count", "amount"]
