@@ -51,30 +51,43 @@ def micros(at: datetime) -> int:
     return (at - EPOCH) // timedelta(microseconds=1)
 
 
+def window_at(rule: Rule, t: int, kept: Sequence[RuleDay]) -> tuple[int, list[tuple[int, Decimal]]] | None:
+    """The start of `rule`'s 24 h window of an instant `t` (epoch microseconds) and the counted
+    transactions in it, over `kept` (the rule's days around t): rolling_24h, (t - 24 h, t];
+    from_first_24h, the latest window opened that holds t, [start, start + 24 h), or None."""
+    if rule.window == "rolling_24h":
+        start = t - DAY_US
+        return start, [(at, a) for r in kept for at, a in r.entries() if start < at <= t]
+    covering = [s for r in kept for s in r.opens if s <= t < s + DAY_US]
+    if not covering:
+        return None
+    start = max(covering)
+    return start, [(at, a) for r in kept for at, a in r.entries() if start <= at < start + DAY_US]
+
+
+def measured(rule: Rule, inside: Sequence[tuple[int, Decimal]]) -> Decimal:
+    return Decimal(len(inside)) if rule.measure == "count" else sum((a for _, a in inside), Decimal(0))
+
+
 def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[DayCount], limit: Decimal,
             late: bool) -> list[str]:
     """A 24 h window rule (its state already holds `tx`): the tiers `tx` fires, as their keys in
-    `RuleDay.fired` (tier@window start). `days`: the user's
-    days whose transactions may share a window with `tx` (the day before yesterday to tomorrow)."""
+    `RuleDay.fired` (tier@window start). `days`: the user's days whose transactions may share a
+    window with `tx` (the day before yesterday to tomorrow)."""
     t = micros(tx.occurred_at)
     kept = [day.rules[rule.name] for day in days if rule.name in day.rules]
-    if rule.window == "rolling_24h":  # the 24 h before the transaction: (t - 24 h, t]
-        start = key = t - DAY_US
-        inside = [(at, a) for r in kept for at, a in r.entries() if start < at <= t]
+    window = window_at(rule, t, kept)
+    if window is None:  # from_first_24h: no open window holds it, so it opens one
+        state.opens.append(t)
+        window = window_at(rule, t, kept)
+        assert window is not None
+    start, inside = window
+    if rule.window == "rolling_24h":
         same = lambda f: abs(f.start + DAY_US - t) < DAY_US  # noqa: E731  (fired within 24 h of t)
-    else:  # from_first_24h: the window a transaction opened, [s, s + 24 h)
-        covering = [s for r in kept for s in r.opens if s <= t < s + DAY_US]
-        if covering:
-            start = max(covering)
-        else:
-            start = t
-            state.opens.append(t)
-        key = start
-        inside = [(at, a) for r in kept for at, a in r.entries() if start <= at < start + DAY_US]
+    else:
         same = lambda f: f.start == start  # noqa: E731
     fired = [(name.split("@")[0], f) for r in kept for name, f in r.fired.items()]
-    count = len(inside)
-    value = Decimal(count) if rule.measure == "count" else sum((a for _, a in inside), Decimal(0))
+    count, value = len(inside), measured(rule, inside)
     out: list[str] = []
     for tier in sorted(rule.tiers, key=lambda t: t.name != "warn"):
         if any(name == tier.name and same(f) for name, f in fired):
@@ -82,9 +95,9 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
         if tier.name == "warn" and any(name == "alert" and same(f) for name, f in fired):
             continue  # no heads-up after the alert
         if reached(tier.name, tier.percent, value, limit):
-            state.fired[f"{tier.name}@{key}"] = Fired(tx.transaction_id, count, str(value), str(limit), late, key,
-                                                      min(at for at, _ in inside))
-            out.append(f"{tier.name}@{key}")
+            state.fired[f"{tier.name}@{start}"] = Fired(tx.transaction_id, count, str(value), str(limit), late, start,
+                                                        min(at for at, _ in inside))
+            out.append(f"{tier.name}@{start}")
     return out
 
 

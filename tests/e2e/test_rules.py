@@ -4,6 +4,7 @@ the next record on, what was counted before is kept, and verify against the orac
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from paylimit.settings import Settings
 from producer_sim.generator import SimRecord
 from producer_sim.oracle import expected_outcome
 from producer_sim.publisher import Publisher
-from tests.e2e.harness import read_jsonl, verify
+from tests.e2e.harness import ask_usage, read_jsonl, verify
 from tests.test_faults.helpers import ready, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -87,5 +88,15 @@ def test_a_rule_changed_mid_day_applies_from_the_next_record_on(make_settings: C
         result = verify(settings, expected)
         assert (result["missing"], result["extra"], result["duplicate"], result["wrong_field"]) == (0, 0, 0, 0), result
         assert result["delivered"] == result["expected"] == len(read_jsonl(expected)) == 5
+
+        # the usage view answers per rule, with the rules in force now (p2p_day removed)
+        status, body = ask_usage(pipeline.worker_url(), "ann", "2024-10-07", time.monotonic() + 30)
+        assert status == 200, body
+        rules = {r["rule"]: r for r in body["rules"]}
+        assert set(rules) == {"daily_count", "food_day", "inr_day"}
+        assert {k: rules["inr_day"][k] for k in ("value", "limit", "remaining", "over_limit", "window_start")} == {
+            "value": "900.01", "limit": "500", "remaining": "0", "over_limit": True,
+            "window_start": "2024-10-07T00:00:00+05:30"}
+        assert (rules["daily_count"]["value"], rules["daily_count"]["limit"]) == (4, settings.daily_limit)
     finally:
         pipeline.stop()
