@@ -93,7 +93,7 @@ def expected_outcome(
         by_partition[rec.partition].append(rec)
     out = Expected()
     days: dict[tuple[str, date], _Day] = {}
-    windows: dict[tuple[str, str], _Window] = {}  # (user, 24 h window rule) -> what it counted
+    windows: dict[tuple[str, str, str, str], _Window] = {}  # (user, rule, measure, window) -> what it counted
     horizon = _utc(now) + settings.max_clock_skew
     for partition in sorted(by_partition):
         stream_time: datetime | None = None
@@ -145,8 +145,8 @@ def expected_outcome(
                 if rule.window == "calendar_day":
                     out.alerts += _tiers_fired(rule, tx, day, limit, local_date, late)
                 elif _counts(rule, tx):
-                    out.alerts += _window_fired(rule, tx, windows.setdefault((tx.user_id, rule.name), _Window()),
-                                                zone, late)
+                    window = windows.setdefault((tx.user_id, rule.name, rule.measure, rule.window), _Window())
+                    out.alerts += _window_fired(rule, tx, window, zone, late)
             if len(day.ids) == limit + 1 and not day.alerted:
                 day.alerted = True
                 out.alerts.append(ExpectedAlert(
@@ -185,7 +185,7 @@ def _tiers_fired(rule: Rule, tx: Transaction, day: _Day, daily_limit: int, local
     if not _counts(rule, tx):
         return []
     default = rule.name == DEFAULT_RULE
-    counted = day.by_rule.setdefault(rule.name, [])
+    counted = day.by_rule.setdefault(f"{rule.name}|{rule.measure}", [])  # a new measure counts anew
     counted.append(tx)
     amount = rule.measure == "amount"
     value = sum((t.amount for t in counted), Decimal(0)) if amount else len(counted)

@@ -85,16 +85,19 @@ MAX_ENTRIES = 5_000
 
 class RuleDay:
     """What one rule counted of one user's day: {"n": count, "s": value, "f": first seen at,
-    "m": measure, "x": {tier (and "@" window start, for 24 h windows): Fired}}; for a 24 h window
+    "m": measure, "w": window kind (absent: calendar_day), "x": {tier (and "@" window start, for 24 h
+    windows): Fired}}; for a 24 h window
     rule also the counted transactions' times ("t": epoch microseconds, packed as 8-byte integers
     in base64), amounts ("a", amount rules) and the windows opened that day ("o", from_first_24h)."""
 
-    __slots__ = ("count", "value", "first_seen_at", "measure", "fired", "times", "amounts", "opens")
+    __slots__ = ("count", "value", "first_seen_at", "measure", "fired", "times", "amounts", "opens", "window")
 
     def __init__(self, measure: str, count: int = 0, value: Decimal = Decimal(0), first_seen_at: str | None = None,
                  fired: dict[str, Fired] | None = None, times: list[int] | None = None,
-                 amounts: list[str] | None = None, opens: list[int] | None = None) -> None:
+                 amounts: list[str] | None = None, opens: list[int] | None = None,
+                 window: str = "calendar_day") -> None:
         self.measure, self.count, self.value, self.first_seen_at = measure, count, value, first_seen_at
+        self.window = window  # the rule's window kind when it counted this
         self.fired: dict[str, Fired] = fired if fired is not None else {}
         self.times: list[int] = times if times is not None else []
         self.amounts: list[str] = amounts if amounts is not None else []
@@ -119,6 +122,8 @@ class RuleDay:
             v["t"] = base64.b64encode(struct.pack(f"<{len(self.times)}q", *self.times)).decode()
             v["a"] = ",".join(self.amounts) if self.measure == "amount" else None
             v["o"] = self.opens
+        if self.window != "calendar_day":
+            v["w"] = self.window
         return v
 
     @classmethod
@@ -127,7 +132,7 @@ class RuleDay:
         times = list(struct.unpack(f"<{len(raw) // 8}q", raw))
         amounts = v["a"].split(",") if v.get("a") else ["1"] * len(times)
         return cls(v["m"], v["n"], Decimal(v["s"]), v["f"], {tier: Fired(*f) for tier, f in v["x"].items()},
-                   times, amounts, v.get("o", []))
+                   times, amounts, v.get("o", []), v.get("w", "calendar_day"))
 
 
 def id_hash(transaction_id: str) -> bytes:

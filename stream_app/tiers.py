@@ -65,6 +65,12 @@ def window_at(rule: Rule, t: int, kept: Sequence[RuleDay]) -> tuple[int, list[tu
     return start, [(at, a) for r in kept for at, a in r.entries() if start <= at < start + DAY_US]
 
 
+def kept_of(rule: Rule, days: Sequence[DayCount]) -> list[RuleDay]:
+    """What `rule` counted in these days, as it counts now (same measure and window)."""
+    kept = (day.rules.get(rule.name) for day in days)
+    return [r for r in kept if r is not None and (r.measure, r.window) == (rule.measure, rule.window)]
+
+
 def measured(rule: Rule, inside: Sequence[tuple[int, Decimal]]) -> Decimal:
     return Decimal(len(inside)) if rule.measure == "count" else sum((a for _, a in inside), Decimal(0))
 
@@ -75,7 +81,7 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
     `RuleDay.fired` (tier@window start). `days`: the user's days whose transactions may share a
     window with `tx` (the day before yesterday to tomorrow)."""
     t = micros(tx.occurred_at)
-    kept = [day.rules[rule.name] for day in days if rule.name in day.rules]
+    kept = kept_of(rule, days)
     window = window_at(rule, t, kept)
     if window is None:  # from_first_24h: no open window holds it, so it opens one
         state.opens.append(t)
@@ -86,7 +92,7 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
         same = lambda f: abs(f.start + DAY_US - t) < DAY_US  # noqa: E731  (fired within 24 h of t)
     else:
         same = lambda f: f.start == start  # noqa: E731
-    fired = [(name.split("@")[0], f) for r in kept for name, f in r.fired.items()]
+    fired = [(name.split("@")[0], f) for r in kept for name, f in r.fired.items() if "@" in name]
     count, value = len(inside), measured(rule, inside)
     out: list[str] = []
     for tier in sorted(rule.tiers, key=lambda t: t.name != "warn"):
@@ -113,8 +119,10 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
             continue
         default = rule.name == DEFAULT_RULE
         state = day.rules.get(rule.name)
-        if state is None:
-            state = day.rules[rule.name] = RuleDay(rule.measure, first_seen_at=tx.occurred_at.isoformat())
+        if state is None or (state.measure, state.window) != (rule.measure, rule.window):
+            # new today, or its measure or window changed: it counts again from here (what fired stays fired)
+            state = day.rules[rule.name] = RuleDay(rule.measure, first_seen_at=tx.occurred_at.isoformat(),
+                                                   fired=state.fired if state else None, window=rule.window)
         if rule.window != "calendar_day":
             state.count += 1
             state.remember(micros(tx.occurred_at), tx.amount if rule.measure == "amount" else Decimal(1))

@@ -32,7 +32,7 @@ from stream_app.metrics import Metrics
 from stream_app.alerts import instant
 from stream_app.localday import day_bounds
 from stream_app.state import DayCount, decode_day
-from stream_app.tiers import DAY_US, measured, micros, window_at
+from stream_app.tiers import DAY_US, kept_of, measured, micros, window_at
 
 
 def _number(value: Decimal, rule: Rule) -> int | str:
@@ -57,12 +57,12 @@ def rule_usage(days: Mapping[str, bytes | None], rules: Sequence[Rule], daily_li
         limit = Decimal(daily_limit) if rule.name == DEFAULT_RULE else rule.limit_for(user_id)
         bounds: tuple[datetime, datetime] | None = (start, end)
         if rule.window == "calendar_day":
-            state = found.rules.get(rule.name) if found else None
+            states = kept_of(rule, [found]) if found else []
             value = Decimal(found.count if found else 0) if rule.name == DEFAULT_RULE else (
-                state.value if state else Decimal(0))
+                states[0].value if states else Decimal(0))
         else:
             t = micros(at)
-            kept = [d.rules[rule.name] for d in [*around, *([found] if found else [])] if rule.name in d.rules]
+            kept = kept_of(rule, [*around, *([found] if found else [])])
             window = window_at(rule, t, kept)
             value = measured(rule, window[1]) if window else Decimal(0)
             bounds = None if window is None else (instant(window[0], zone), instant(

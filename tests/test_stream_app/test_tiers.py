@@ -214,3 +214,25 @@ def test_the_oracle_expects_exactly_what_the_worker_sends_for_24_hour_windows() 
     expected = expected_outcome(sent_records(docs), SETTINGS, NOW, {}, WINDOWS).alerts
     assert {(a.rule, a.tier) for a in expected} >= {("p2p_24h", "alert"), ("inr_rolling", "alert"), ("inr_rolling", "warn")}
     assert [AlertFacts.model_validate(a.model_dump()) for a in got] == expected
+
+
+def test_a_rule_whose_measure_or_window_changes_counts_again_and_the_oracle_agrees() -> None:
+    count_day = parse_rules("rules: [{name: r, limit: 2, filter: {currency: INR}}]", "a")
+    amount_day = parse_rules('rules: [{name: r, measure: amount, limit: "150", filter: {currency: INR}}]', "b")
+    amount_rolling = parse_rules('rules: [{name: r, measure: amount, limit: "150", window: rolling_24h, '
+                                 'filter: {currency: INR}}]', "c")
+    plan = [(count_day, at(10, 9, amount="100.00")), (count_day, at(10, 10, amount="100.00")),
+            (amount_day, at(10, 11, amount="100.00")),  # a new measure: 100, not the 300 of the day
+            (amount_day, at(10, 12, amount="60.00")),  # 160: over, the alert (today's heads-up fired already)
+            (amount_rolling, at(10, 13, amount="100.00")),  # a new window: 100
+            (amount_rolling, at(10, 14, amount="100.00"))]  # 200 in the 24 h: its own alert
+    w = Worker()
+    changes = {}
+    for seq, (rules, doc) in enumerate(plan):
+        w.feed(doc, rules)
+        changes[seq] = rules
+    assert [(rule, tier, tid) for rule, tier, tid in w.fired() if rule == "r"] == [
+        ("r", "warn", "d10h10m0"), ("r", "alert", "d10h12m0"), ("r", "warn", "d10h14m0"), ("r", "alert", "d10h14m0")]
+    got = sorted((a for a, _ in w.sent), key=lambda a: a.alert_id)
+    expected = expected_outcome(sent_records([doc for _, doc in plan]), SETTINGS, NOW, {}, (), changes).alerts
+    assert [AlertFacts.model_validate(a.model_dump()) for a in got] == expected
