@@ -32,11 +32,10 @@ def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, fi
     and "@" its window's start for a 24 h window) in `day`."""
     tier, _, at = fired_as.partition("@")
     if at:  # a 24 h window: [start, start + 24 h), dated by its start
-        fired = day.rules[rule].fired[fired_as]
-        assert fired.start is not None and fired.first is not None
-        start, end = instant(fired.start, day.zone), instant(fired.start + DAY_US, day.zone)
+        start_at = day.rules[rule].fired[fired_as].start
+        assert start_at is not None
+        start, end = instant(start_at, day.zone), instant(start_at + DAY_US, day.zone)
         local_date, window = start.date(), start.astimezone(timezone.utc).isoformat()
-        first = instant(fired.first, day.zone)
     else:
         local_date, window = date.fromisoformat(day.date), day.date
         start, end = day_bounds(local_date, day.zone)
@@ -49,14 +48,13 @@ def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, fi
         return LimitAlert(**common, schema_version=1, limit=day.limit, count=count, value=count,
                           crossing_transaction_id=day.crossing, transaction_ids=list(day.head),
                           first_seen_at=datetime.fromisoformat(day.first_seen_at), late=day.late)
-    state = day.rules[rule]
-    fired = state.fired[fired_as]
-    assert state.first_seen_at is not None
+    fired = day.rules[rule].fired[fired_as]
+    assert fired.first is not None
     return LimitAlert(
-        **common, schema_version=2, measure=cast(Any, state.measure),
-        limit=_number(fired.limit, state.measure), count=fired.counted, value=_number(fired.value, state.measure),
+        **common, schema_version=2, measure=cast(Any, fired.measure),
+        limit=_number(fired.limit, fired.measure), count=fired.counted, value=_number(fired.value, fired.measure),
         crossing_transaction_id=fired.crossing,
         # daily_count's ids are the day's own (kept up to its crossing); other rules keep none
         transaction_ids=day.head[:fired.counted] if rule == DEFAULT_RULE else [],
-        first_seen_at=first if at else datetime.fromisoformat(state.first_seen_at), late=fired.late,
+        first_seen_at=instant(fired.first, day.zone), late=fired.late,
     )

@@ -66,14 +66,16 @@ def decode_progress(raw: bytes) -> Progress:
 
 
 class Fired(NamedTuple):
-    """A tier that fired: its transaction, and the rule's count, value and limit (in force) then;
-    for a 24 h window, the window's start and its first transaction's time (epoch microseconds)."""
+    """A tier that fired: its transaction, and the rule's count, value, limit (in force) and
+    measure then; the window's first counted transaction's time, and for a 24 h window the
+    window's start (epoch microseconds)."""
 
     crossing: str
     counted: int  # the rule's count then
     value: str  # a Decimal, as text
     limit: str
     late: bool
+    measure: str  # the rule's then (a rule's measure may change later)
     start: int | None = None
     first: int | None = None
 

@@ -101,8 +101,8 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
         if tier.name == "warn" and any(name == "alert" and same(f) for name, f in fired):
             continue  # no heads-up after the alert
         if reached(tier.name, tier.percent, value, limit):
-            state.fired[f"{tier.name}@{start}"] = Fired(tx.transaction_id, count, str(value), str(limit), late, start,
-                                                        min(at for at, _ in inside))
+            state.fired[f"{tier.name}@{start}"] = Fired(tx.transaction_id, count, str(value), str(limit), late,
+                                                        rule.measure, start, min(at for at, _ in inside))
             out.append(f"{tier.name}@{start}")
     return out
 
@@ -126,7 +126,8 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
         if rule.window != "calendar_day":
             state.count += 1
             state.remember(micros(tx.occurred_at), tx.amount if rule.measure == "amount" else Decimal(1))
-            fired += [(rule.name, tier) for tier in _window(rule, tx, state, [*neighbours, day], rule.limit_for(tx.user_id), late)]
+            limit = rule.limit_for(tx.user_id)
+            fired += [(rule.name, tier) for tier in _window(rule, tx, state, [*neighbours, day], limit, late)]
             continue
         if default:  # the day's own count (a day counted before rules existed has no RuleDay yet)
             state.count, state.value = day.count, Decimal(day.count)
@@ -143,6 +144,8 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
             if tier.name == "warn" and over_before:
                 continue  # a heads-up never follows its rule's alert (a limit or a rule changed meanwhile)
             if tier.name not in state.fired and reached(tier.name, tier.percent, state.value, limit):
-                state.fired[tier.name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late)
+                first = datetime.fromisoformat(day.first_seen_at if default else state.first_seen_at or "")
+                state.fired[tier.name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late,
+                                               rule.measure, None, micros(first))
                 fired.append((rule.name, tier.name))
     return fired

@@ -236,3 +236,8 @@ def test_a_rule_whose_measure_or_window_changes_counts_again_and_the_oracle_agre
     got = sorted((a for a, _ in w.sent), key=lambda a: a.alert_id)
     expected = expected_outcome(sent_records([doc for _, doc in plan]), SETTINGS, NOW, {}, (), changes).alerts
     assert [AlertFacts.model_validate(a.model_dump()) for a in got] == expected
+    # the heads-up fired under the count measure, sent again after the change, is the one sent first
+    w.feed(plan[1][1], amount_rolling)
+    [(again, resent)] = [(a, resent) for a, resent in w.sent[len(got):] if a.rule == "r"]
+    assert resent and again == [a for a, _ in w.sent if a.alert_id == again.alert_id][0]
+    assert (again.measure, again.value, again.limit) == ("count", 2, 2)
