@@ -227,8 +227,9 @@ class Notifier:
             log.info("duplicate alert %s (user %s, %s) dropped", alert.alert_id, alert.user_id, alert.local_date)
             return
         self.stats.delivered += 1
-        log.info("%s alert %s: user %s went over %d on %s (%d, %s)%s", outcome.value, alert.alert_id, alert.user_id,
-                 alert.limit, alert.local_date, alert.count, alert.timezone, " late" if alert.late else "")
+        log.info("%s alert %s: user %s %s %s (%s of %s) on %s (%s)%s", outcome.value, alert.alert_id, alert.user_id,
+                 "went over" if alert.tier == "alert" else "is near", alert.rule, alert.value, alert.limit,
+                 alert.local_date, alert.timezone, " late" if alert.late else "")
 
     def _store(self, msg: Message) -> None:
         assert self._consumer is not None

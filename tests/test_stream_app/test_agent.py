@@ -16,6 +16,7 @@ from stream_app.app import build_app
 from stream_app.batch import progress_key
 from stream_app.writer import Writer
 from stream_app.reader import TransactionReader
+from stream_app.rulebook import RuleBook
 from stream_app.state import decode_day
 
 
@@ -39,8 +40,10 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
 
     async def run() -> None:
         agent = app.agents["count-transactions"]
+        # no rules stored (the rule book asks a broker): daily_count alone
         with patch.object(Writer, "send", capture), patch.object(Writer, "wait", lambda _self: None), \
-                patch.object(TransactionReader, "start_offset", lambda _self, _partition: 0):
+                patch.object(TransactionReader, "start_offset", lambda _self, _partition: 0), \
+                patch.object(RuleBook, "refresh", lambda self: self.rules):
             async with agent.test_context() as ctx:
                 for i in range(4):
                     await ctx.put(key=b"u1", value=record(f"t{i}", f"2026-03-10T1{i}:00:00+05:30"))
@@ -57,7 +60,9 @@ def test_agent_alerts_once_and_dead_letters_bad_records(app: faust.App) -> None:
                     await asyncio.sleep(0.01)
 
     asyncio.run(run())
-    alerts = [json.loads(v or b"null") for topic, _, v in sent if topic.endswith("alerts")]
+    every = [json.loads(v or b"null") for topic, _, v in sent if topic.endswith("alerts")]
+    assert [(a["crossing_transaction_id"], a["tier"]) for a in every] == [("t1", "warn"), ("t2", "alert"), ("t2", "alert")]
+    alerts = [a for a in every if a["tier"] == "alert"]
     letters = [json.loads(v or b"null") for topic, _, v in sent if topic.endswith("dlq")]
     assert [a["crossing_transaction_id"] for a in alerts] == ["t2", "t2"]  # raised, then re-sent
     assert alerts[0]["alert_id"] == alerts[1]["alert_id"] and alerts[0]["count"] == 3
