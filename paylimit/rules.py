@@ -6,9 +6,9 @@ tiers: `warn` fires on the transaction that takes the measure to at least `perce
 limit, `alert` on the one that takes it over the limit; each at most once per user per window.
 Rules live on the compacted topic `settings.topic_rules` (key = the rule's name, value = the
 rule's JSON; a tombstone removes it: `write_rules`, `read_rules`). Besides them there is always
-`daily_count` (`default_rule`).
-The worker reads them (`stream_app.rules`), `paylimit rules` writes them, and the simulator's
-oracle reads the same models (it shares nothing else with the worker).
+`daily_count` (`default_rule`). The worker follows them (`stream_app.rulebook`), `paylimit rules`
+writes them, and the simulator's oracle reads the same models (it shares nothing else with the
+worker).
 """
 
 from __future__ import annotations
