@@ -17,7 +17,9 @@ more transaction costs the same at the 100,000th as at the first.
 The fields above are the default rule's (`daily_count`, whose `alert` tier is the crossing); the
 day also holds, per rule, a `RuleDay`: what the rule counted that day (count, value, first seen)
 and the tiers it fired, each with what its alert says. That is a few dozen bytes per rule: a
-rule's alert other than `daily_count`'s lists no ids (see README, "Limit rules").
+rule's alert other than `daily_count`'s lists no ids (see README, "Limit rules"). A 24 h window
+rule also keeps its transactions' times (8 bytes each) and amounts, at most `MAX_ENTRIES` a day:
+up to about 110 KB more per such rule, outside `VALUE_MAX`.
 
 Encoded as JSON: {"v": 2, "u": user, "d": date, "z": zone, "p": source partition, "e": the day's
 end (epoch s), "f": first seen at, "n": count, "i": the ids kept in full, "h": the hashes (base64),
