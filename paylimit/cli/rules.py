@@ -46,7 +46,7 @@ def set_rules(
     name: Annotated[Optional[str], typer.Option(help="One rule's name (instead of a file)")] = None,
     measure: Annotated[str, typer.Option(help="count (succeeded transactions) or amount (their sum)")] = "count",
     limit: Annotated[Optional[str], typer.Option(help="The limit: a count, or an amount in --currency")] = None,
-    window: Annotated[str, typer.Option(help="calendar_day (the user's local day)")] = "calendar_day",
+    window: Annotated[str, typer.Option(help="calendar_day (the user's local day), rolling_24h or from_first_24h")] = "calendar_day",
     warn: Annotated[str, typer.Option(help="A heads-up at this % of the limit (0: none)")] = "80",
     category: Annotated[Optional[list[str]], typer.Option(help="Count only these categories (repeat)")] = None,
     p2p_only: Annotated[bool, typer.Option("--p2p-only", help="Count only P2P payments (merchant_id null)")] = False,
