@@ -279,8 +279,9 @@ class Notifier:
             return
         self.stats.delivered += 1
         self.latency.observe(max(0.0, (datetime.now(timezone.utc) - alert.detected_at).total_seconds()))
-        log.info("%s alert %s: user %s went over %d on %s (%d, %s)%s", outcome.value, alert.alert_id, alert.user_id,
-                 alert.limit, alert.local_date, alert.count, alert.timezone, " late" if alert.late else "")
+        log.info("%s alert %s: user %s %s %s (%s of %s) on %s (%s)%s", outcome.value, alert.alert_id, alert.user_id,
+                 "went over" if alert.tier == "alert" else "is near", alert.rule, alert.value, alert.limit,
+                 alert.local_date, alert.timezone, " late" if alert.late else "")
 
     def _store(self, msg: Message) -> None:
         assert self._consumer is not None

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -94,23 +95,39 @@ class Transaction(BaseModel):
 
 
 class AlertFacts(BaseModel):
-    """What an alert asserts; the oracle's expected alerts are exactly this, and `verify` compares it."""
+    """What an alert asserts; the oracle's expected alerts are exactly this, and `verify` compares it.
+
+    Version 2 adds the rule and tier that fired, the rule's measure and the measure's value. The
+    default rule's over-limit alert (`daily_count`, `alert`) is written as version 1 (its fields
+    mean what they meant: a version 1 consumer reads it as before); every other alert is version 2,
+    which a version 1 consumer refuses rather than take a heads-up for an over-limit alert. A
+    version 1 record read here is that alert."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     alert_id: str
     user_id: str
-    local_date: date
+    local_date: date  # the local date the window starts on
     timezone: str
-    limit: int
-    count: int
+    limit: Annotated[int | Decimal, Field(union_mode="left_to_right")]  # a count, or an amount
+    count: int  # the transactions the rule counted in the window, up to the one that fired it
     crossing_transaction_id: str
     transaction_ids: list[str]  # the counted ids, in arrival order, up to and including the crossing one
     window_start: AwareDatetime  # local midnight starting local_date, with the zone's offset
     window_end: AwareDatetime  # the next local midnight
     first_seen_at: AwareDatetime  # occurred_at of the first transaction counted that day
     late: bool
+    rule: str = "daily_count"
+    tier: Literal["warn", "alert"] = "alert"
+    measure: Literal["count", "amount"] = "count"
+    value: Annotated[int | Decimal | None, Field(union_mode="left_to_right")] = None  # the measure; default: count
+
+    @model_validator(mode="after")
+    def _value_of_version_1(self) -> "AlertFacts":
+        if self.value is None:
+            object.__setattr__(self, "value", self.count)  # frozen; a version 1 alert's measure is its count
+        return self
 
 
 ExpectedAlert = AlertFacts

@@ -107,8 +107,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     """The topics paylimit owns (settings through `with_replication`), each with its retention set
     explicitly, never the broker's default: the others delete records `PAYLIMIT_TOPIC_RETENTION`
     after the broker appended them (LogAppendTime: a producer's clock cannot stretch or shorten
-    that, and the delivered marks' horizon rests on it); limits are compacted (latest override per
-    user wins) and kept for good."""
+    that, and the delivered marks' horizon rests on it); limits and rules are compacted (latest
+    override per user, latest definition per rule wins) and kept for good."""
     p, rf = settings.partitions, settings.replication_factor
     assert rf is not None, "topic_specs needs settings through with_replication"
     replicas = {"min.insync.replicas": str(settings.min_insync_replicas)}
@@ -121,6 +121,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_dlq, p, rf, config=deleting),
         NewTopic(settings.topic_notifications_dlq, p, rf, config=deleting),
         NewTopic(settings.topic_limits, 1, rf, config={**replicas, **KEEP_COMPACTED}),
+        NewTopic(settings.topic_rules, 1, rf, config={**replicas, **KEEP_COMPACTED}),
     ]
 
 

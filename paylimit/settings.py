@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     topic_transactions: KafkaName = "payments.transactions"
     topic_alerts: KafkaName = "payments.alerts"
     topic_dlq: KafkaName = "payments.transactions.dlq"
+    topic_rules: KafkaName = Field("payments.rules", description="The limit rules (compacted; `paylimit rules`)")
     topic_notifications_dlq: KafkaName = Field("payments.notifications.dlq", description="Notifications the webhook "
                                                "did not take (key = alert_id)")
     partitions: int = Field(6, ge=1, description="Partitions of the topics paylimit creates")
@@ -293,7 +294,8 @@ class Settings(BaseSettings):
         values.update({
             "app_id": f"{self.app_id}-{run}", "topic_transactions": f"{run}.{self.topic_transactions}",
             "topic_alerts": f"{run}.{self.topic_alerts}", "topic_dlq": f"{run}.{self.topic_dlq}",
-            "topic_notifications_dlq": f"{run}.{self.topic_notifications_dlq}", "notifier_group": None,
+            "topic_notifications_dlq": f"{run}.{self.topic_notifications_dlq}",
+            "topic_rules": f"{run}.{self.topic_rules}", "notifier_group": None,
             "home": home, "web_port": 0, **overrides})
         return type(self).model_validate(values)
 

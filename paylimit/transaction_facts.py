@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, NamedTuple, get_args
 
 from paylimit.contracts import (
@@ -38,10 +39,16 @@ class TransactionFacts(NamedTuple):
     status: str
     occurred_at: datetime
     timezone: str | None
+    # what the limit rules filter and sum (paylimit.rules)
+    amount: Decimal
+    currency: str
+    merchant_id: str | None
+    category: str | None
 
     @classmethod
     def of(cls, tx: Transaction) -> "TransactionFacts":
-        return cls(tx.transaction_id, tx.user_id, tx.status, tx.occurred_at, tx.timezone)
+        return cls(tx.transaction_id, tx.user_id, tx.status, tx.occurred_at, tx.timezone, tx.amount, tx.currency,
+                   tx.merchant_id, tx.category)
 
 
 def decode_facts(raw: bytes | None, max_bytes: int) -> TransactionFacts:
@@ -94,4 +101,5 @@ def canonical_facts(data: dict[str, Any]) -> TransactionFacts | None:
         return None
     if occurred_at < EPOCH:
         return None
-    return TransactionFacts(tx_id, user, status, occurred_at, zone)
+    return TransactionFacts(tx_id, user, status, occurred_at, zone, Decimal(amount), currency,
+                            data.get("merchant_id"), data.get("category"))

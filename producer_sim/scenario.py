@@ -20,6 +20,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from paylimit.contracts import CURRENCIES, TIMEZONES, Status
 from paylimit.errors import ConfigError
+from paylimit.rules import Rule
 
 #: the dead-letter classes a scenario may ask for in `malformed`
 MALFORMED_CLASSES = (
@@ -150,6 +151,7 @@ class Scenario(_Strict):
     out_of_order: Reorder | None = None
     malformed: dict[str, int] = Field(default_factory=dict)
     limits: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)  # explicit user -> limit
+    rules: list[Rule] = Field(default_factory=list)  # limit rules besides daily_count, written before any event
 
     @model_validator(mode="after")
     def _checks(self) -> "Scenario":

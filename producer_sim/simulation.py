@@ -1,6 +1,6 @@
 """One simulator run as a function, for `paylimit simulate`, the demo and the end-to-end tests.
 
-`run_plan` writes the limit overrides, sends the records, asks the oracle what must follow and
+`run_plan` writes the limit overrides and rules, sends the records, asks the oracle what must follow and
 writes the three files of DESIGN.md section 5:
 `events.jsonl` (SentRecord lines, send order), `expected_alerts.jsonl` (ExpectedAlert lines, by
 alert_id) and `expected_dead_letters.jsonl` ({seq, partition, offset, error} lines, by seq).
@@ -8,7 +8,7 @@ alert_id) and `expected_dead_letters.jsonl` ({seq, partition, offset, error} lin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ import orjson
 
 from paylimit.contracts import SentRecord
 from paylimit.errors import ConfigError
+from paylimit.rules import Rule, write_rules
 from paylimit.settings import Settings
 from producer_sim.generator import Plan
 from producer_sim.oracle import Expected, expected_outcome
@@ -57,13 +58,17 @@ def run_plan(
     on_progress: Callable[[int], None] | None = None,
     write_limits: bool = True,
     now: datetime | None = None,
+    rules: Sequence[Rule] | None = None,
 ) -> SimulationResult:
-    """Send `plan` (overrides first unless `write_limits` is False, e.g. the demo wrote them before
+    """Send `plan` (overrides and rules first unless `write_limits` is False, e.g. the demo wrote them before
     starting the worker), then write the outputs. `now` is the wall clock for the oracle's
-    too_far_in_future check (default: after sending)."""
+    too_far_in_future check (default: after sending). `rules`: the limit rules in force besides
+    daily_count (default: the scenario's)."""
+    rules = plan.scenario.rules if rules is None else rules
     if write_limits:
         publish_limits(settings, plan.overrides)
+        write_rules(settings, rules)
     published = Publisher(settings, plan.records, rate=rate, speed=speed, on_progress=on_progress).run()
-    outcome = expected_outcome(published.sent, settings, now or datetime.now(UTC), plan.overrides)
+    outcome = expected_outcome(published.sent, settings, now or datetime.now(UTC), plan.overrides, rules)
     write_outputs(out, published.sent, outcome)
     return SimulationResult(plan, published, outcome, out)

@@ -179,7 +179,8 @@ def build_app(settings: Settings) -> faust.App:
     async def report_stalls() -> None:
         processor.metrics.report_stalls()  # never silent while stalled, whichever wait it is stuck in
 
-    register_views(app, settings, days, store_dict(limits), processor.metrics, group.ready, worker_registry(processor))
+    register_views(app, settings, days, store_dict(limits), processor.metrics, group.ready, worker_registry(processor),
+                   lambda: processor.rulebook.rules)
     if settings.worker_ready_timeout:
         # on the loop itself: faust starts the app's tasks and timers only once its tables are
         # recovered, which is what a stuck worker never gets to

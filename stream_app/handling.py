@@ -10,10 +10,11 @@ counts in place). The caller (`stream_app.processor`) stages the day and the str
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Callable, NamedTuple
+from datetime import date, datetime, timedelta
+from typing import Callable, NamedTuple, Sequence
 
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
+from paylimit.rules import Rule
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
 from stream_app.counting import Decision, Outcome, day_key, decide
@@ -37,17 +38,22 @@ def dead_letter(record: Record, error: str, reason: str, now: datetime) -> Handl
 
 
 def handle(record: Record, day_of: Callable[[str], DayCount | None], stream_time: float | None,
-           limit_of: Callable[[str], int], now: datetime, settings: Settings) -> Handled:
+           limit_of: Callable[[str], int], now: datetime, settings: Settings, rules: Sequence[Rule] = ()) -> Handled:
     """Record -> `Handled`: `day_of(key)` is the user's day as counted so far, `stream_time` the
-    partition's, `limit_of(user_id)` the user's limit."""
+    partition's, `limit_of(user_id)` the user's `daily_count` limit, `rules` the rules in force."""
     try:
         tx = validate(record.value, now, settings)
     except InvalidRecord as exc:
         return dead_letter(record, exc.error, exc.reason, now)
     day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
     key = day_key(tx.user_id, day.key)
+    neighbours: list[DayCount] = []
+    if any(rule.window != "calendar_day" for rule in rules):  # a 24 h window reaches the days around
+        on = date.fromisoformat(day.key)
+        around = (day_of(day_key(tx.user_id, (on + timedelta(days=n)).isoformat())) for n in (-2, -1, 1))
+        neighbours = [d for d in around if d is not None]
     decision = decide(tx, day, day_of(key), stream_time, limit_of(tx.user_id), settings.retention,
-                      record.partition)
+                      record.partition, rules, neighbours)
     if decision.outcome is Outcome.TOO_LATE:
         return dead_letter(record, "too_late", f"its local day {day.key} ({day.zone}) ended more than "
                            f"{settings.retention} before the stream time", now)
@@ -68,5 +74,6 @@ class Outputs:
         if handled.letter is not None:
             self.letters.append((record.key, encode(handled.letter)))
         elif handled.decision is not None and handled.decision.alert_day is not None:
-            self.alerts.append((alert_for(handled.decision.alert_day, now),
-                                handled.decision.outcome is Outcome.RESEND))
+            for rule, tier in handled.decision.fired:
+                self.alerts.append((alert_for(handled.decision.alert_day, now, rule, tier),
+                                    handled.decision.outcome is Outcome.RESEND))

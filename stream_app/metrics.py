@@ -39,9 +39,12 @@ class Metrics:
         "paylimit_worker_batch_seconds", "Time to count one batch and have its outputs acknowledged", registry=None,
         buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)))
 
-    def outcome(self, outcome: Outcome) -> None:
+    def outcome(self, outcome: Outcome, alerts: int = 1) -> None:
+        """One record's outcome; `alerts`: how many alerts it (re-)sent, when it is CROSSED or RESEND."""
         self.consumed += 1
         self.outcomes[outcome] += 1  # a str enum: counted under its value
+        if outcome in (Outcome.CROSSED, Outcome.RESEND):
+            self.outcomes[f"{outcome.value}_alerts"] += alerts  # one record may fire several rules' tiers
 
     def dead_letter(self, error: str) -> None:
         self.consumed += 1
@@ -87,8 +90,8 @@ class Metrics:
             "not_succeeded": o["not_succeeded"],
             "dead_lettered": sum(self.dead_lettered.values()),
             "dead_lettered_by_error": dict(self.dead_lettered),
-            "alerts_sent": o["crossed"],
-            "alerts_resent": o["resend"],
+            "alerts_sent": o["crossed_alerts"],
+            "alerts_resent": o["resend_alerts"],
             "replayed": self.replayed,
             # empty while progress moves; else partition -> seconds since it stopped, and why (numbers
             # only, so the dashboard and the pipeline sum the workers' metrics as they do the rest)

@@ -36,6 +36,7 @@ from stream_app.limits import limit_for
 from stream_app.metrics import Metrics
 from stream_app.writer import Writer
 from stream_app.reader import Record, TransactionReader
+from stream_app.rulebook import RuleBook
 from stream_app.state import Progress
 
 log = logging.getLogger("paylimit.worker")
@@ -60,6 +61,7 @@ class Processor:
         self.lock = asyncio.Lock()  # the counting, the commit timer and a revocation take turns on the state
         self.checkpoint = Checkpoint(settings, Writer(settings), days, changelog, self.metrics, group, self.lock)
         self.cleaned_through: dict[int, float] = {}  # partition -> stream time of its last cleanup
+        self.rulebook = RuleBook(settings)  # the limit rules, refreshed before each batch
 
     async def next_offset(self, partition: int) -> int:
         """The next offset of a partition to count: from the state, else where the group starts."""
@@ -112,6 +114,7 @@ class Processor:
         started = time.perf_counter()
         batch = StagedWrites(self.days)
         outputs = Outputs()
+        rules = await off_loop(self.rulebook.refresh) if records else self.rulebook.rules
         now = datetime.now(timezone.utc)
         default = self.settings.daily_limit
         limit_of: Callable[[str], int] = lambda user_id: limit_for(self.limits, user_id, default)  # noqa: E731
@@ -119,12 +122,12 @@ class Processor:
         for record in records:
             partition = record.partition
             mark = progress.get(partition) or self.days.progress(partition) or Progress(0, None)
-            handled = handle(record, batch.day, mark.stream_time, limit_of, now, self.settings)
+            handled = handle(record, batch.day, mark.stream_time, limit_of, now, self.settings, rules)
             decision = handled.decision
             if handled.letter is not None:
                 self.metrics.dead_letter(handled.letter.error)
             elif decision is not None:
-                self.metrics.outcome(decision.outcome)
+                self.metrics.outcome(decision.outcome, len(decision.fired))
                 if decision.day is not None and handled.key is not None:
                     batch.set(partition, handled.key, decision.day)
                 if decision.stream_time is not None and decision.stream_time != mark.stream_time:

@@ -14,16 +14,26 @@ So a value is at most `VALUE_MAX` bytes whatever the day's count (the broker ref
 1 MiB by default). A hot day is kept decoded between records (`stream_app.batch`): counting one
 more transaction costs the same at the 100,000th as at the first.
 
+The fields above are the default rule's (`daily_count`, whose `alert` tier is the crossing); the
+day also holds, per rule, a `RuleDay`: what the rule counted that day (count, value, first seen)
+and the tiers it fired, each with what its alert says. That is a few dozen bytes per rule: a
+rule's alert other than `daily_count`'s lists no ids (see README, "Limit rules"). A 24 h window
+rule also keeps its transactions' times (8 bytes each) and amounts, at most `MAX_ENTRIES` a day:
+up to about 110 KB more per such rule, outside `VALUE_MAX`.
+
 Encoded as JSON: {"v": 2, "u": user, "d": date, "z": zone, "p": source partition, "e": the day's
 end (epoch s), "f": first seen at, "n": count, "i": the ids kept in full, "h": the hashes (base64),
-"x": crossing id, "l": limit it crossed, "t": late}. A value without "v" is the format before it
-(every counted id in "i"), decoded as the day it describes.
+"x": crossing id, "l": limit it crossed, "t": late, "r": {rule: RuleDay}}. A value without "v" is
+the format before it (every counted id in "i"), decoded as the day it describes; one without "r"
+has no rule fired yet but `daily_count`'s alert.
 """
 
 from __future__ import annotations
 
 import base64
+import struct
 from collections import deque
+from decimal import Decimal
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
@@ -57,6 +67,78 @@ def decode_progress(raw: bytes) -> Progress:
     return Progress.from_json(orjson.loads(raw))
 
 
+class Fired(NamedTuple):
+    """A tier that fired: its transaction, and the rule's count, value, limit (in force) and
+    measure then; the window's first counted transaction's time, and for a 24 h window the
+    window's start (epoch microseconds)."""
+
+    crossing: str
+    counted: int  # the rule's count then
+    value: str  # a Decimal, as text
+    limit: str
+    late: bool
+    measure: str  # the rule's then (a rule's measure may change later)
+    start: int | None = None
+    first: int | None = None
+
+
+#: a 24 h window rule keeps at most this many transactions' times per user and day; more are
+#: merged into the latest (README, "Limit rules": counted as if made at the latest time)
+MAX_ENTRIES = 5_000
+
+
+class RuleDay:
+    """What one rule counted of one user's day: {"n": count, "s": value, "f": first seen at,
+    "m": measure, "w": window kind (absent: calendar_day), "x": {tier (and "@" window start, for 24 h
+    windows): Fired}}; for a 24 h window
+    rule also the counted transactions' times ("t": epoch microseconds, packed as 8-byte integers
+    in base64), amounts ("a", amount rules) and the windows opened that day ("o", from_first_24h)."""
+
+    __slots__ = ("count", "value", "first_seen_at", "measure", "fired", "times", "amounts", "opens", "window")
+
+    def __init__(self, measure: str, count: int = 0, value: Decimal = Decimal(0), first_seen_at: str | None = None,
+                 fired: dict[str, Fired] | None = None, times: list[int] | None = None,
+                 amounts: list[str] | None = None, opens: list[int] | None = None,
+                 window: str = "calendar_day") -> None:
+        self.measure, self.count, self.value, self.first_seen_at = measure, count, value, first_seen_at
+        self.window = window  # the rule's window kind when it counted this
+        self.fired: dict[str, Fired] = fired if fired is not None else {}
+        self.times: list[int] = times if times is not None else []
+        self.amounts: list[str] = amounts if amounts is not None else []
+        self.opens: list[int] = opens if opens is not None else []
+
+    def remember(self, at: int, amount: Decimal) -> None:
+        """Keep one counted transaction's time (and amount) for the 24 h windows."""
+        if len(self.times) < MAX_ENTRIES:
+            self.times.append(at)
+            self.amounts.append(str(amount))
+        else:
+            self.times[-1] = max(self.times[-1], at)
+            self.amounts[-1] = str(Decimal(self.amounts[-1]) + amount)
+
+    def entries(self) -> list[tuple[int, Decimal]]:
+        return [(at, Decimal(a)) for at, a in zip(self.times, self.amounts)]
+
+    def to_json(self) -> dict[str, Any]:
+        v: dict[str, Any] = {"n": self.count, "s": str(self.value), "f": self.first_seen_at, "m": self.measure,
+                             "x": {tier: list(f) for tier, f in self.fired.items()}}
+        if self.times:
+            v["t"] = base64.b64encode(struct.pack(f"<{len(self.times)}q", *self.times)).decode()
+            v["a"] = ",".join(self.amounts) if self.measure == "amount" else None
+            v["o"] = self.opens
+        if self.window != "calendar_day":
+            v["w"] = self.window
+        return v
+
+    @classmethod
+    def from_json(cls, v: dict[str, Any]) -> "RuleDay":
+        raw = base64.b64decode(v.get("t", ""))
+        times = list(struct.unpack(f"<{len(raw) // 8}q", raw))
+        amounts = v["a"].split(",") if v.get("a") else ["1"] * len(times)
+        return cls(v["m"], v["n"], Decimal(v["s"]), v["f"], {tier: Fired(*f) for tier, f in v["x"].items()},
+                   times, amounts, v.get("o", []), v.get("w", "calendar_day"))
+
+
 def id_hash(transaction_id: str) -> bytes:
     return blake2b(transaction_id.encode(), digest_size=HASH_BYTES).digest()
 
@@ -66,11 +148,12 @@ class DayCount:
     record was what made a hot user's cost grow with their count)."""
 
     __slots__ = ("user_id", "date", "zone", "partition", "end", "first_seen_at", "count", "head",
-                 "recent", "_recent_set", "crossing", "limit", "late")
+                 "recent", "_recent_set", "crossing", "limit", "late", "rules")
 
     def __init__(self, user_id: str, date: str, zone: str, partition: int, end: float, first_seen_at: str,
                  count: int = 0, head: list[str] | None = None, recent: deque[bytes] | None = None,
-                 crossing: str | None = None, limit: int | None = None, late: bool = False) -> None:
+                 crossing: str | None = None, limit: int | None = None, late: bool = False,
+                 rules: dict[str, RuleDay] | None = None) -> None:
         self.user_id, self.date, self.zone, self.partition = user_id, date, zone, partition
         self.end = end  # the day's end, epoch seconds (for lateness and cleanup)
         self.first_seen_at = first_seen_at
@@ -81,6 +164,13 @@ class DayCount:
         self.crossing = crossing
         self.limit = limit  # the limit in force when the day crossed it
         self.late = late
+        self.rules: dict[str, RuleDay] = rules if rules is not None else {}
+
+    def crossings(self, transaction_id: str) -> list[tuple[str, str]]:
+        """The (rule, tier) pairs this transaction fired (a replay of it sends their alerts again)."""
+        fired = [(rule, tier) for rule, day in self.rules.items() for tier, f in day.fired.items()
+                 if f.crossing == transaction_id]
+        return fired + ([("daily_count", "alert")] if transaction_id == self.crossing else [])
 
     def holds(self, transaction_id: str) -> bool:
         """Is this id counted already (as far as the day keeps its ids; see the module docstring)?"""
@@ -108,7 +198,7 @@ class DayCount:
         return {"v": FORMAT, "u": self.user_id, "d": self.date, "z": self.zone, "p": self.partition, "e": self.end,
                 "f": self.first_seen_at, "n": self.count, "i": self.head,
                 "h": base64.b64encode(b"".join(self.recent)).decode(), "x": self.crossing, "l": self.limit,
-                "t": self.late}
+                "t": self.late, "r": {name: rule.to_json() for name, rule in self.rules.items()}}
 
     @classmethod
     def from_json(cls, v: dict[str, Any]) -> "DayCount":
@@ -121,7 +211,8 @@ class DayCount:
             return day
         raw = base64.b64decode(v["h"])
         recent = deque(raw[i:i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES))
-        return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], v["n"], v["i"], recent, v["x"], v["l"], v["t"])
+        rules = {name: RuleDay.from_json(rule) for name, rule in v.get("r", {}).items()}
+        return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], v["n"], v["i"], recent, v["x"], v["l"], v["t"], rules)
 
 
 def decode_day(raw: bytes) -> DayCount:

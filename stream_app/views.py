@@ -1,5 +1,5 @@
-"""The worker's HTTP views: a user's usage today in their own zone, the record accounting (JSON),
-its metrics (Prometheus) and its health.
+"""The worker's HTTP views: a user's usage today in their own zone (per limit rule too), the record
+accounting (JSON), its metrics (Prometheus) and its health.
 
 Any worker answers for any user: a user's counts live on the worker assigned the partition of the
 transactions topic the user's records are on, `paylimit.kafka.partition_for(user_id)` (the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, Callable
 
 import aiohttp
@@ -24,18 +25,63 @@ from prometheus_client import CollectorRegistry
 from paylimit.contracts import TIMEZONES
 from paylimit.kafka import partition_for
 from paylimit.serving import exposition, health
+from paylimit.rules import DEFAULT_RULE, Rule
 from paylimit.settings import Settings
 from stream_app.counting import day_key
 from stream_app.limits import limit_for
 from stream_app.localday import local_day
 from stream_app.metrics import Metrics
+from stream_app.alerts import instant
+from stream_app.localday import day_bounds
 from stream_app.state import DayCount, decode_day
+from stream_app.tiers import DAY_US, kept_of, measured, micros, window_at
+
+
+def _number(value: Decimal, rule: Rule) -> int | str:
+    """A count as a JSON integer, an amount as its exact decimal text."""
+    return int(value) if rule.measure == "count" else str(value)
+
+
+def rule_usage(days: Mapping[str, bytes | None], rules: Sequence[Rule], daily_limit: int, user_id: str,
+               found: DayCount | None, on: date, zone: str, at: datetime) -> list[dict[str, Any]]:
+    """Each rule's value for the user, limit, remaining and window bounds: on the local date `on`
+    for a calendar-day rule, and at the instant `at` for a 24 h window."""
+    def day_of(d: date) -> DayCount | None:
+        raw = days.get(day_key(user_id, d.isoformat()))
+        return decode_day(raw) if raw else None
+
+    around = [d for d in (day_of(on + timedelta(days=n)) for n in (-2, -1, 1)) if d is not None]
+    start, end = day_bounds(on, zone)
+    out = []
+    for rule in rules:
+        if not rule.applies_to(user_id):
+            continue
+        limit = Decimal(daily_limit) if rule.name == DEFAULT_RULE else rule.limit_for(user_id)
+        bounds: tuple[datetime, datetime] | None = (start, end)
+        if rule.window == "calendar_day":
+            states = kept_of(rule, [found]) if found else []
+            value = Decimal(found.count if found else 0) if rule.name == DEFAULT_RULE else (
+                states[0].value if states else Decimal(0))
+        else:
+            t = micros(at)
+            kept = kept_of(rule, [*around, *([found] if found else [])])
+            window = window_at(rule, t, kept)
+            value = measured(rule, window[1]) if window else Decimal(0)
+            bounds = None if window is None else (instant(window[0], zone), instant(
+                t if rule.window == "rolling_24h" else window[0] + DAY_US, zone))
+        out.append({"rule": rule.name, "measure": rule.measure, "window": rule.window,
+                    "value": _number(value, rule), "limit": _number(limit, rule),
+                    "remaining": _number(max(Decimal(0), limit - value), rule), "over_limit": value > limit,
+                    "window_start": bounds[0].isoformat() if bounds else None,
+                    "window_end": bounds[1].isoformat() if bounds else None})
+    return out
 
 
 def usage(days: Mapping[str, bytes | None], limit: int, user_id: str, now: datetime, zone: str | None,
-          on: date | None, default_zone: str) -> dict[str, Any]:
+          on: date | None, default_zone: str, rules: Sequence[Rule] = ()) -> dict[str, Any]:
     """The user's count on their local `on` date (default: today in their zone), from the `days`
-    table's values."""
+    table's values; and each rule's usage (`rule_usage`: a 24 h window at `now`, or at the end of
+    a past `on` date)."""
     found: DayCount | None = None
     if on is None:
         # The user's zone is in their day record; today is one of these dates in any zone.
@@ -50,7 +96,10 @@ def usage(days: Mapping[str, bytes | None], limit: int, user_id: str, now: datet
         found = decode_day(raw) if raw else None
     local = local_day(now, found.zone if found else zone or default_zone)
     count = found.count if found else 0
+    on_date = on or local.date
+    at = min(now, day_bounds(on_date, local.zone)[1] - timedelta(microseconds=1))
     return {
+        "rules": rule_usage(days, rules, limit, user_id, found, on_date, local.zone, at),
         "user_id": user_id,
         "local_date": (on or local.date).isoformat(),
         "timezone": found.zone if found else local.zone,
@@ -77,7 +126,8 @@ def owner(distribution: Mapping[str, Mapping[str, Sequence[int]]], topic: str, p
 
 
 def register_views(app: faust.App, settings: Settings, days: Any, limits: Mapping[bytes, bytes], metrics: Metrics,
-                   ready: Callable[[], bool], registry: CollectorRegistry) -> None:
+                   ready: Callable[[], bool], registry: CollectorRegistry,
+                   rules: Callable[[], Sequence[Rule]] = tuple) -> None:
     me = str(app.conf.canonical_url)
 
     async def forward(view: View, request: Request, url: str) -> Response:
@@ -110,7 +160,8 @@ def register_views(app: faust.App, settings: Settings, days: Any, limits: Mappin
                                            "ask again shortly"}, status=503)
             return await forward(view, request, url)
         limit = limit_for(limits, user_id, settings.daily_limit)
-        return view.json(usage(days, limit, user_id, datetime.now(timezone.utc), zone, on, settings.default_timezone))
+        return view.json(usage(days, limit, user_id, datetime.now(timezone.utc), zone, on, settings.default_timezone,
+                               rules()))
 
     async def readiness(view: View, request: Request) -> Response:
         """200 once the worker counts (its partitions assigned, its state restored); 503 before,

@@ -117,13 +117,17 @@ function renderDeadLetters(byReason) {
 
 function renderNotifications(list) {
   const rows = list.map((n) => {
-    const tr = el("tr", { "data-alert-id": n.alert_id, "data-user": n.user_id });
+    const tr = el("tr", { "data-alert-id": n.alert_id, "data-user": n.user_id, "data-rule": n.rule || "daily_count",
+                          "data-tier": n.tier || "alert" });
     if (!first && !seen.has(n.alert_id)) tr.className = "fresh";
     seen.add(n.alert_id);
     tr.appendChild(el("td", {}, new Date(n.delivered_at).toLocaleTimeString()));
     tr.appendChild(el("td", { class: "user" }, n.user_id));
     tr.appendChild(el("td", n.late ? { class: "late" } : {}, n.local_date));
-    tr.appendChild(el("td", {}, `${n.count} / ${n.limit}`));
+    // a heads-up (tier warn) vs over the limit (tier alert), per rule; v1 alerts are daily_count's
+    const rule = n.rule || "daily_count", over = (n.tier || "alert") === "alert";
+    tr.appendChild(el("td", { class: over ? "over" : "warn" }, `${rule} ${over ? "over" : "warn"}`));
+    tr.appendChild(el("td", {}, `${n.value ?? n.count} / ${n.limit}`));
     tr.appendChild(el("td", { class: "tx" }, n.crossing_transaction_id));
     tr.appendChild(el("td", {}, `${fmt(n.latency_ms)} ms`));
     return tr;

@@ -25,6 +25,7 @@ from rich.table import Table
 from paylimit.cli.common import console, masked, settings
 from paylimit.cli.notifications import notifications_table, verdict, verification_table
 from paylimit.errors import InfraError
+from paylimit.rules import EXAMPLE_RULES, load_rules, write_rules
 from paylimit.kafka import CONNECT_TIMEOUT, ClusterHealth, ClusterWatch, ensure_topics, wait_for_broker
 from paylimit.runtime import local
 from paylimit.runtime.broker_kill import BrokerKill
@@ -158,6 +159,8 @@ def demo(
                                                               "on several machines), sharing one record; default 1, "
                                                               "2 on a cluster (--brokers 2 or more)")] = None,
     keep_running: Annotated[bool, typer.Option(help="Leave Kafka, Redis and the services running at the end")] = False,
+    rules: Annotated[Path, typer.Option(help="Limit rules written before the run, besides daily_count and the "
+                                             "scenario's")] = EXAMPLE_RULES,
 ) -> None:
     """Run the whole system locally on a scenario, live, then show the notifications and their verification."""
     from producer_sim.generator import generate
@@ -168,6 +171,7 @@ def demo(
     if kill_broker_at is not None and (brokers or 0) < 3:
         raise InfraError("--kill-broker-at needs a local cluster that survives losing a broker: --brokers 3")
     plan = generate(load_scenario(scenario), seed, users=users)  # a bad scenario fails before anything starts
+    limit_rules = [*plan.scenario.rules, *load_rules(rules)]  # so does a bad rules file
     base = settings()
     started_infra = _needs_local_infra(base)
     pipeline: Pipeline | None = None
@@ -184,6 +188,7 @@ def demo(
         pipeline = Pipeline(s)
         ensure_topics(s)
         publish_limits(s, plan.overrides)  # before the worker starts, so it reads them first
+        write_rules(s, limit_rules)
         pipeline.start(workers)
         for _ in range((notifiers or (2 if (brokers or 1) > 1 else 1)) - 1):
             pipeline.add_notifier()
@@ -198,7 +203,7 @@ def demo(
         pace = speed if speed is not None else max(span / duration, 1.0)
         outcome: dict = {}  # the plan sent, and the oracle's outputs written under the run's home
         sender = threading.Thread(target=lambda: outcome.update(result=run_plan(
-            s, plan, s.home, speed=pace, on_progress=sent_one, write_limits=False)), daemon=True)
+            s, plan, s.home, speed=pace, on_progress=sent_one, write_limits=False, rules=limit_rules)), daemon=True)
         console.print(f"run [bold]{s.app_id}[/]: scenario {plan.scenario.name} (seed {seed}), "
                       f"{len(plan.records):,} events over {span / 86400:.1f} simulated days, logs in {s.home / 'logs'}")
         if kill_broker_at is not None:

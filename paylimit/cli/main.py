@@ -41,3 +41,5 @@ from paylimit.cli import dashboard  # noqa: E402  (kept on its own line: several
 app.command("dashboard")(dashboard.dashboard)
 from paylimit.cli import webhook  # noqa: E402  (kept on its own line: several people edit this file)
 app.add_typer(webhook.app, name="webhook")
+from paylimit.cli import rules  # noqa: E402  (kept on its own line: several people edit this file)
+app.add_typer(rules.app, name="rules")

@@ -49,14 +49,15 @@ def _json_line(n: Notification) -> str:
 
 def _row(n: Notification) -> tuple[str, ...]:
     tx = n.crossing_transaction_id
-    return (n.user_id, n.local_date.isoformat(), n.timezone, f"{n.count}/{n.limit}" + (" late" if n.late else ""),
+    return (n.user_id, f"{n.rule} {'over' if n.tier == 'alert' else 'warn'}", n.local_date.isoformat(), n.timezone,
+            f"{n.value}/{n.limit}" + (" late" if n.late else ""),
             tx if len(tx) <= 12 else tx[:8] + "…",  # --json has the whole id
             n.delivered_at.strftime("%H:%M:%S"))
 
 
 def notifications_table(rows: Iterable[Notification], title: str = "notifications") -> Table:
     table = Table(title=title)
-    for col in ("user", "local date", "zone", "count", "crossing", "delivered"):
+    for col in ("user", "rule", "local date", "zone", "value", "crossing", "delivered"):
         table.add_column(col, overflow="fold", no_wrap=col != "zone")
     for n in rows:
         table.add_row(*_row(n))

@@ -7,6 +7,7 @@ PAYLIMIT_REDIS_URL), so these tests also prove it leaves no Java, Redis or worke
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -129,7 +130,12 @@ def test_demo_runs_to_a_clean_verification_and_stops_everything(tmp_path: Path) 
         assert "│     0 │" in line or "│ 0 │" in line.replace(" ", "").replace("│0│", "│ 0 │"), line
     assert "latest notifications" in out and "/users/USER_ID/usage" in out and "dashboard" in out
     run = next((home / "runs").iterdir())
-    assert (run / "notifications.jsonl").read_text().count("\n") > 10
+    notes = [json.loads(line) for line in (run / "notifications.jsonl").read_text().splitlines()]
+    assert len(notes) > 10
+    # the example rules file's heads-ups and alerts, verified with the rest above
+    fired = {(n["rule"], n["tier"]) for n in notes}
+    assert {("daily_count", "warn"), ("daily_count", "alert"), ("daily_amount", "warn"), ("daily_amount", "alert"),
+            ("p2p_24h", "alert")} <= fired, fired
     assert processes_of(home) == [] and still_alive(seen) == []
 
 

@@ -123,13 +123,17 @@ def test_dashboard_live(running: tuple[Settings, Pipeline, str], page: tuple[Pag
     stream = redis.Redis.from_url(settings.redis_url.get_secret_value() if settings.redis_url else "",
                                   decode_responses=True)
     entries: Callable[[], Any] = lambda: stream.xrange(f"{settings.app_id}:notifications") or []
-    wait_for(lambda: any(bob in f["notification"] for _, f in entries()),
+    wait_for(lambda: any(bob in f["notification"] and '"tier":"alert"' in f["notification"] for _, f in entries()),
              30, "the notifier to deliver bob's alert")
     delivered = time.monotonic()
-    row = browser_page.locator(f"#notifications tbody tr[data-user='{bob}']")
+    row = browser_page.locator(f"#notifications tbody tr[data-user='{bob}'][data-tier='alert']")
     expect(row).to_be_visible(timeout=5_000)
     assert time.monotonic() - delivered < 5
     expect(row).to_contain_text(f"{LIMIT + 1} / {LIMIT}")
+    expect(row).to_contain_text("daily_count over")
+    # the heads-up bob had at 80 % of the limit, told apart from the alert
+    warned = browser_page.locator(f"#notifications tbody tr[data-user='{bob}'][data-tier='warn'] td.warn")
+    expect(warned).to_have_text("daily_count warn", timeout=5_000)
     expect(browser_page.locator(f"#users-over li[data-user='{bob}']")).to_be_visible(timeout=5_000)
     expect(browser_page.locator("#t-latency")).not_to_have_text("–", timeout=5_000)
 

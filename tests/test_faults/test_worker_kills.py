@@ -75,9 +75,12 @@ def _copy_topic(source: Settings, topic_from: str, topic_to: str, skip_key: byte
         consumer.close()
 
 
-def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+# rule_windows: every tier of the limit rules (24 h windows, whose state reads the days around) too
+@pytest.mark.parametrize("scenario", ["heavy_users", "rule_windows"])
+def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[..., Settings], tmp_path: Path,
+                                                    scenario: str) -> None:
     first = make_settings()
-    run = simulate(first, tmp_path / "run", "heavy_users", 5)
+    run = simulate(first, tmp_path / "run", scenario, 5)
     counting = Pipeline(first)
     counting.add_worker()  # counts everything; its alerts go to `first`'s topic, which nobody delivers
     lag = LagReader(first, first.app_id, first.topic_transactions)
@@ -91,7 +94,7 @@ def test_counts_stored_alerts_not_sent_are_replayed(make_settings: Callable[...,
     # offset per partition, which the worker writes only after the batch's alerts are acknowledged),
     # the alerts topic is empty, and the group has no committed offset, so the next worker replays
     # every record: each is a duplicate of its day, and each crossing one re-sends its alert.
-    second = make_settings(topic_transactions=first.topic_transactions)
+    second = make_settings(topic_transactions=first.topic_transactions, topic_rules=first.topic_rules)
     changelog = f"{second.app_id}-days-changelog"
     admin = AdminClient(second.kafka_client_config())
     for fut in admin.create_topics([NewTopic(changelog, second.partitions, second.replication_factor,

@@ -57,11 +57,14 @@ def test_a_user_with_30000_transactions_in_a_day_is_counted_with_everyone_else(
         metrics = pipeline.worker_metrics()
         assert worker.alive and worker.restarts == 0
         assert metrics["counted"] == len(load.records) - 3 and metrics["duplicates"] == 3 == load.duplicates, metrics
-        assert metrics["alerts_sent"] == 1 + AFTER_USERS and metrics["alerts_resent"] == 1, metrics
         assert metrics["stalled_partitions"] == {} and metrics["stalls"] == 0, metrics
 
-        alerts = [json.loads(v or b"null") for _, v in read_topic(settings, settings.topic_alerts)]
+        every = [json.loads(v or b"null") for _, v in read_topic(settings, settings.topic_alerts)]
+        # daily_count's heads-ups (at 8 of 10: every user) besides its alerts, each sent once but the hot one's
+        assert metrics["alerts_sent"] == len({a["alert_id"] for a in every}) == 3_000 + 2 * (1 + AFTER_USERS)
+        alerts = [a for a in every if a["tier"] == "alert"]
         by_user = {a["user_id"]: a for a in alerts}
+        assert metrics["alerts_resent"] == 1 and len(every) == metrics["alerts_sent"] + 1
         assert len(by_user) == 1 + AFTER_USERS and len(alerts) == 2 + AFTER_USERS  # the hot one re-sent
         hot = [hot_id(i) for i in range(11)]
         assert (by_user["hot"]["count"], by_user["hot"]["crossing_transaction_id"],
@@ -116,8 +119,11 @@ def test_a_worker_upgraded_in_place_goes_on_from_the_state_the_version_before_wr
         metrics = pipeline.worker_metrics()
         assert metrics["replayed"] == 0 and metrics["consumed"] == 100 + 3 + 11, metrics  # from the stored offset
         assert metrics["counted"] == 111 and metrics["duplicates"] == 3, metrics
-        assert metrics["alerts_sent"] == 1 and metrics["alerts_resent"] == 1, metrics
-        alerts = {a["user_id"]: a for a in (json.loads(v or b"null") for _, v in read_topic(settings, settings.topic_alerts))}
+        # w's heads-up and alert; none for hot, whose day went over before (in the format before rules)
+        assert metrics["alerts_sent"] == 2 and metrics["alerts_resent"] == 1, metrics
+        every = [json.loads(v or b"null") for _, v in read_topic(settings, settings.topic_alerts)]
+        assert sorted((a["user_id"], a["tier"]) for a in every) == [("hot", "alert"), ("w", "alert"), ("w", "warn")]
+        alerts = {a["user_id"]: a for a in every if a["tier"] == "alert"}
         assert (alerts["hot"]["count"], alerts["hot"]["transaction_ids"]) == (11, old[:11])  # re-sent as it was
         assert alerts["w"]["crossing_transaction_id"] == "w-10"
         wait_for(lambda: usage(pipeline, "hot") == 15_100, 30, "the hot user's usage")

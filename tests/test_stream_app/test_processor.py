@@ -109,7 +109,8 @@ def test_records_are_counted_once_and_written_in_order(make_settings: Callable[.
     metrics = processor.metrics.as_dict()
     assert (metrics["consumed"], metrics["counted"], metrics["dead_lettered"], metrics["replayed"]) == (5, 4, 1, 5)
     alerts = [orjson.loads(v or b"") for _, v in read_topic(settings, settings.topic_alerts)]
-    assert [(a["crossing_transaction_id"], a["count"]) for a in alerts] == [("t2", 3)]
+    # daily_count's heads-up at 80 % of 2 (the 2nd), then its alert over the limit (the 3rd)
+    assert [(a["crossing_transaction_id"], a["count"], a["tier"]) for a in alerts] == [("t1", 2, "warn"), ("t2", 3, "alert")]
     assert [orjson.loads(v or b"")["error"] for _, v in read_topic(settings, settings.topic_dlq)] == ["invalid_json"]
     # the day, then the progress that covers it, on the records' partition; then the group's offset
     written = [(orjson.loads(k or b""), v) for k, v in read_topic(settings, f"{settings.app_id}-days-changelog")]

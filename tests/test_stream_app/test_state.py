@@ -3,11 +3,13 @@ size whatever the count, and the format before it still read."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import orjson
 
 from paylimit.contracts import MAX_DAILY_LIMIT, TEXT_MAX
 from stream_app.batch import encode_value
-from stream_app.state import VALUE_MAX, WINDOW, DayCount, day_count, decode_day
+from stream_app.state import MAX_ENTRIES, VALUE_MAX, WINDOW, DayCount, Fired, RuleDay, day_count, decode_day
 
 
 def new_day(user: str = "u1") -> DayCount:
@@ -79,3 +81,20 @@ def test_a_value_the_version_before_wrote_is_the_day_it_describes() -> None:
     under = {**old, "i": ids[:4], "x": None, "l": None}
     day = decode_day(orjson.dumps(under))
     assert (day.count, day.head, day.crossing) == (4, ids[:4], None)
+
+
+def test_a_days_rules_round_trip_through_the_codec_and_a_window_rules_times_stay_bounded() -> None:
+    day = DayCount("u", "2026-03-10", "UTC", 0, 0.0, "2026-03-10T01:00:00+00:00")
+    day.rules["inr"] = RuleDay("amount", 2, Decimal("100.05"), "2026-03-10T01:00:00+00:00",
+                               {"warn": Fired("t1", 2, "100.05", "120", False, "amount", None, 5)})
+    rolling = day.rules["p2p"] = RuleDay("amount", window="rolling_24h")
+    for i in range(MAX_ENTRIES + 3):  # the last four merged into the latest kept time
+        rolling.remember(1_000_000 * i, Decimal("0.01"))
+    rolling.opens.append(7)
+    again = decode_day(orjson.dumps(day.to_json()))
+    assert again.rules["inr"].to_json() == day.rules["inr"].to_json()
+    assert again.rules["inr"].fired["warn"] == Fired("t1", 2, "100.05", "120", False, "amount", None, 5)
+    kept = again.rules["p2p"]
+    assert (kept.window, kept.opens, len(kept.times)) == ("rolling_24h", [7], MAX_ENTRIES)
+    assert kept.times[-1] == 1_000_000 * (MAX_ENTRIES + 2) and kept.entries()[-1][1] == Decimal("0.04")
+    assert sum(a for _, a in kept.entries()) == Decimal("0.01") * (MAX_ENTRIES + 3)  # never under-counted
