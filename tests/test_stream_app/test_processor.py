@@ -159,8 +159,11 @@ def test_alerts_once_and_dead_letters_bad_records(make_settings: Callable[..., S
         await processor.commit()
 
     asyncio.run(run())
-    alerts = [orjson.loads(v or b"") for _, v in read_topic(settings, settings.topic_alerts)]
+    every = [orjson.loads(v or b"") for _, v in read_topic(settings, settings.topic_alerts)]
     letters = [orjson.loads(v or b"") for _, v in read_topic(settings, settings.topic_dlq)]
+    # the heads-up at 80 % of 2 (the second transaction), the alert over it
+    assert [(a["crossing_transaction_id"], a["tier"]) for a in every] == [("t1", "warn"), ("t2", "alert"), ("t2", "alert")]
+    alerts = [a for a in every if a["tier"] == "alert"]
     assert [a["crossing_transaction_id"] for a in alerts] == ["t2", "t2"]  # raised, then re-sent
     assert alerts[0]["alert_id"] == alerts[1]["alert_id"] and alerts[0]["count"] == 3
     assert alerts[0]["transaction_ids"] == ["t0", "t1", "t2"]
