@@ -69,19 +69,19 @@ def stack(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -
 
     with WebhookServer(answer) as hook:
         settings = ensure_topics(get_settings(
-            kafka_bootstrap_servers=services[0], redis_url=services[1], home=home, app_id=f"paylimit-ops-{tag}",
-            topic_transactions=f"tx-{tag}", topic_alerts=f"alerts-{tag}", topic_dlq=f"dlq-{tag}",
-            topic_notifications_dlq=f"ndlq-{tag}", daily_limit=1, dashboard_port=0, log_format="json",
-            webhook_url=hook.url(f"/hook/{SECRET}")))
+            kafka_bootstrap_servers=services[0], redis_url=services[1], daily_limit=2, dashboard_port=0,
+            log_format="json", webhook_url=hook.url(f"/hook/{SECRET}")).isolated(f"ops-{tag}", home))
         pipeline = Pipeline(settings)
         try:
             pipeline.start(workers=1)
             dashboard = pipeline.start_dashboard().rstrip("/")
             urls = {"worker": pipeline.worker_url(), "notifier": pipeline.notifier_url(), "dashboard": dashboard}
             until(lambda: get(f"{urls['worker']}/readyz")[0] == 200, "the worker ready")
-            produce_transactions(settings, {"u-ok": 2, "u-refused": 2})  # one alert each
-            until(lambda: "paylimit_notifier_delivered_total 2.0" in get(f"{urls['notifier']}/metrics")[2],
-                  "both alerts delivered")
+            # each: counted, then a heads-up (2 of 2 is 80 % or more), then over the limit: two alerts
+            produce_transactions(settings, {"u-ok": 3, "u-refused": 3})
+            until(lambda: all(line in get(f"{urls['notifier']}/metrics")[2] for line in (
+                "paylimit_notifier_delivered_total 4.0", 'paylimit_notifier_webhook_failures_total{kind="http_4xx"} 2.0')),
+                "the four alerts recorded, u-refused's two refused by the webhook")
             yield {"settings": settings, "pipeline": pipeline, "urls": urls}
         finally:
             pipeline.stop()
@@ -99,12 +99,12 @@ def test_every_metrics_endpoint_passes_promtool(stack: dict[str, Any]) -> None:
             assert f"`{family}`" in README, f"{family} ({name}) is not in the README's list of metrics"
     worker, notifier = scraped["worker"], scraped["notifier"]
     assert metric(worker, 'paylimit_worker_records_total{outcome="counted"}') == 2
-    assert metric(worker, 'paylimit_worker_records_total{outcome="crossed"}') == 2
+    assert metric(worker, 'paylimit_worker_records_total{outcome="crossed"}') == 4
     assert metric(worker, "paylimit_worker_batch_records_count") >= 1
     assert metric(worker, "paylimit_worker_ready") == 1
     assert 'paylimit_worker_lag_records{partition="' in worker and metric(worker, "paylimit_worker_state_keys") >= 2
     assert metric(notifier, 'paylimit_notifier_webhook_failures_total{kind="http_4xx"}') >= 1
-    assert metric(notifier, "paylimit_notifier_delivery_latency_seconds_count") == 2
+    assert metric(notifier, "paylimit_notifier_delivery_latency_seconds_count") == 4
     assert metric(scraped["dashboard"], 'paylimit_dashboard_source_up{source="kafka"}') == 1
     assert "process_start_time_seconds" in worker and "process_start_time_seconds" in notifier
 
