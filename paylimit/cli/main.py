@@ -43,3 +43,5 @@ from paylimit.cli import webhook  # noqa: E402  (kept on its own line: several p
 app.add_typer(webhook.app, name="webhook")
 from paylimit.cli import rules  # noqa: E402  (kept on its own line: several people edit this file)
 app.add_typer(rules.app, name="rules")
+from paylimit.cli import backtest  # noqa: E402  (kept on its own line: several people edit this file)
+app.command("backtest")(backtest.backtest)
