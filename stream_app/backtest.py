@@ -26,13 +26,14 @@ from paylimit.errors import ConfigError, InfraError
 from paylimit.rules import Rule
 from paylimit.settings import Settings
 from stream_app.alerts import alert_for
-from stream_app.counting import Outcome
+from stream_app.counting import Outcome, expired
 from stream_app.handling import handle
 from stream_app.reader import Record
 from stream_app.state import DayCount
 from stream_app.validation import validate
 
 BATCH = 10_000
+DAY = 86400.0
 
 
 class Replay:
@@ -44,6 +45,7 @@ class Replay:
         self.days: dict[str, DayCount] = {}
         self.stream_time: dict[int, float] = {}
         self.alerts: dict[str, LimitAlert] = {}  # alert_id -> the alert, as first raised
+        self.cleaned: dict[int, float] = {}  # partition -> stream time of its last cleanup
 
     def feed(self, record: Record) -> None:
         handled = handle(record, self.days.get, self.stream_time.get(record.partition), self.limit_of, self.now,
@@ -55,12 +57,24 @@ class Replay:
             self.days[handled.key] = decision.day
         if decision.stream_time is not None:
             self.stream_time[record.partition] = decision.stream_time
+            self._drop_expired(record.partition, decision.stream_time)
         if decision.outcome is Outcome.CROSSED and decision.alert_day is not None:
             # the crossing transaction's time: parsed again only for the few records that fire
             at = validate(record.value, self.now, self.settings).occurred_at
             for rule, tier in decision.fired:
                 alert = alert_for(decision.alert_day, at, rule, tier)
                 self.alerts.setdefault(alert.alert_id, alert)
+
+
+    def _drop_expired(self, partition: int, stream_time: float) -> None:
+        """As the worker does, once per day of stream time per partition: forget the days past
+        twice the retention (a long replay's memory stays that of a few days)."""
+        if stream_time < self.cleaned.get(partition, float("-inf")) + DAY:
+            return
+        self.cleaned[partition] = stream_time
+        for key in [k for k, d in self.days.items()
+                    if d.partition == partition and expired(d.end, stream_time, self.settings.retention)]:
+            del self.days[key]
 
 
 def read_events(path: Path) -> list[Record]:

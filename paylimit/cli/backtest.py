@@ -16,6 +16,7 @@ from rich.table import Table
 
 from paylimit.cli.common import connected_settings, console, err_console
 from paylimit.cli.limits import read_overrides
+from paylimit.contracts import LimitAlert
 from paylimit.errors import ConfigError
 from paylimit.rules import effective_rules, load_rules, read_rules
 from paylimit.settings import Settings
@@ -39,6 +40,12 @@ def _batches(s: Settings, events: Path | None) -> tuple[Iterable[list[Record]], 
     return read_topic(s, consumer, ends), sum(high - low for low, high in ends.values())
 
 
+def _users(users: list[str], shown: int = 3) -> str:
+    """A few of the users, and how many more (`--json` lists them all)."""
+    more = f" (+{len(users) - shown:,})" if len(users) > shown else ""
+    return escape(", ".join(users[:shown]) + more) or "-"
+
+
 def _table(rows: list[Row], records: int, seconds: float) -> Table:
     table = Table(title=f"back-test: {records:,} records in {seconds:.1f} s")
     for col in ("rule", "tier", "local date", "users", "in force", "new", "no longer", "earliest crossing (UTC)"):
@@ -46,8 +53,7 @@ def _table(rows: list[Row], records: int, seconds: float) -> Table:
     for r in rows:
         earliest = r.earliest
         table.add_row(escape(r.rule), "alerted" if r.tier == "alert" else "warned", r.local_date.isoformat(),
-                      str(len(r.users)), str(len(r.in_force)), escape(", ".join(r.new) or "-"),
-                      escape(", ".join(r.no_longer) or "-"),
+                      str(len(r.users)), str(len(r.in_force)), _users(r.new), _users(r.no_longer),
                       earliest.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if earliest else "-",
                       style="yellow" if r.new or r.no_longer else None)
     return table
@@ -85,7 +91,7 @@ def backtest(
             progress.advance(task, len(batch))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
 
-    def wanted(alerts: Iterable) -> list:
+    def wanted(alerts: Iterable[LimitAlert]) -> list[LimitAlert]:
         return sorted((a for a in alerts if (first is None or a.local_date >= first)
                        and (last is None or a.local_date <= last)), key=lambda a: a.alert_id)
 
