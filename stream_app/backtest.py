@@ -13,6 +13,7 @@ proposed rules beside those of the rules in force, per rule, tier and local day.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -34,6 +35,7 @@ from stream_app.validation import validate
 
 BATCH = 10_000
 DAY = 86400.0
+STALLED = 60.0  # seconds without a record before the replay says the broker is away
 
 
 class Replay:
@@ -110,9 +112,14 @@ def read_topic(settings: Settings, consumer: Consumer, ends: dict[int, tuple[int
     pending = {p: high for p, (low, high) in ends.items() if high > low}
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        heard = time.monotonic()
         while pending:
+            if time.monotonic() - heard > STALLED:
+                raise InfraError(f"nothing read from {topic} partitions {sorted(pending)} for {STALLED:.0f} s")
             batch: list[Record] = []
-            for msg in consumer.consume(BATCH, 1.0):
+            messages = consumer.consume(BATCH, 1.0)
+            heard = time.monotonic() if messages else heard
+            for msg in messages:
                 partition, offset, error = msg.partition() or 0, msg.offset() or 0, msg.error()
                 if error is not None:
                     if error.fatal():
