@@ -118,6 +118,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     return [
         NewTopic(settings.topic_transactions, p, rf, config=deleting),
         NewTopic(settings.topic_alerts, p, rf, config=deleting),
+        NewTopic(settings.topic_alerts_shadow, p, rf, config=deleting),
         NewTopic(settings.topic_dlq, p, rf, config=deleting),
         NewTopic(settings.topic_notifications_dlq, p, rf, config=deleting),
         NewTopic(settings.topic_limits, 1, rf, config={**replicas, **KEEP_COMPACTED}),

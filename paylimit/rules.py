@@ -84,6 +84,7 @@ class Rule(_Strict):
     users: list[Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]] | None = None  # scope: None = all
     overrides: dict[Annotated[str, Field(min_length=1, max_length=TEXT_MAX)], Limit] = Field(default_factory=dict)
     tiers: list[Tier] = Field(default_factory=_default_tiers, min_length=1)
+    shadow: bool = False  # evaluated live, its alerts on the shadow topic, never delivered (`rules promote`)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rule":
@@ -112,7 +113,7 @@ def default_rule(daily_limit: int) -> Rule:
     from `paylimit limits`), warned at 80 %. Built in: a stored rule may not take its name."""
     return Rule.model_construct(name=DEFAULT_RULE, measure="count", limit=Decimal(daily_limit),
                                 window="calendar_day", filter=RuleFilter(), users=None, overrides={},
-                                tiers=_default_tiers())
+                                tiers=_default_tiers(), shadow=False)
 
 
 def rule_alert_id(rule: str, tier: str, user_id: str, window: str) -> str:

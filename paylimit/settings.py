@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     app_id: KafkaName = Field("paylimit", description="faust app id = the stream workers' consumer group")
     topic_transactions: KafkaName = "payments.transactions"
     topic_alerts: KafkaName = "payments.alerts"
+    topic_alerts_shadow: KafkaName = Field("payments.alerts.shadow", description="Shadow rules' alerts "
+                                           "(never delivered; `paylimit shadow report`)")
     topic_dlq: KafkaName = "payments.transactions.dlq"
     topic_rules: KafkaName = Field("payments.rules", description="The limit rules (compacted; `paylimit rules`)")
     topic_notifications_dlq: KafkaName = Field("payments.notifications.dlq", description="Notifications the webhook "
@@ -294,6 +296,7 @@ class Settings(BaseSettings):
         values.update({
             "app_id": f"{self.app_id}-{run}", "topic_transactions": f"{run}.{self.topic_transactions}",
             "topic_alerts": f"{run}.{self.topic_alerts}", "topic_dlq": f"{run}.{self.topic_dlq}",
+            "topic_alerts_shadow": f"{run}.{self.topic_alerts_shadow}",
             "topic_notifications_dlq": f"{run}.{self.topic_notifications_dlq}",
             "topic_rules": f"{run}.{self.topic_rules}", "notifier_group": None,
             "home": home, "web_port": 0, **overrides})

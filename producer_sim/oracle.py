@@ -81,7 +81,8 @@ def expected_outcome(
     """Expected alerts and dead letters. `now` is the wall clock the stream app will read (step 2);
     `overrides` the per-user limits and `rules` the limit rules (besides daily_count) in force
     before the first event; `changes`: seq -> the rules in force from that record on (written
-    once the worker had counted every record before it)."""
+    once the worker had counted every record before it). A shadow rule counts and fires like any
+    other, but its alerts are not expected (never delivered); promoted, a tier it fired stays fired."""
     overrides = overrides or {}
     changes = changes or {}
 
@@ -142,11 +143,14 @@ def expected_outcome(
             limit = overrides.get(tx.user_id, settings.daily_limit)
             late = _utc(day.end) < stream_time
             for rule in [default_rule(settings.daily_limit), *sorted(rules_at(rec.seq), key=lambda r: r.name)]:
+                fired: list[ExpectedAlert] = []
                 if rule.window == "calendar_day":
-                    out.alerts += _tiers_fired(rule, tx, day, limit, local_date, late)
+                    fired = _tiers_fired(rule, tx, day, limit, local_date, late)
                 elif _counts(rule, tx):
                     window = windows.setdefault((tx.user_id, rule.name, rule.measure, rule.window), _Window())
-                    out.alerts += _window_fired(rule, tx, window, zone, late)
+                    fired = _window_fired(rule, tx, window, zone, late)
+                if not rule.shadow:  # a shadow rule's tiers fire (and stay fired) but alert nobody
+                    out.alerts += fired
             if len(day.ids) == limit + 1 and not day.alerted:
                 day.alerted = True
                 out.alerts.append(ExpectedAlert(

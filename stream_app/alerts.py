@@ -27,6 +27,13 @@ def instant(micros: int, zone: str) -> datetime:
     return (EPOCH + timedelta(microseconds=micros)).astimezone(ZoneInfo(zone))
 
 
+def fired_in_shadow(day: DayCount, rule: str, fired_as: str) -> bool:
+    """Did a shadow rule fire this tier (its alert goes, and is re-sent, to the shadow topic)?"""
+    state = day.rules.get(rule)
+    fired = state.fired.get(fired_as) if state is not None else None
+    return fired is not None and fired.shadow
+
+
 def alert_for(day: DayCount, detected_at: datetime, rule: str = DEFAULT_RULE, fired_as: str = "alert") -> LimitAlert:
     """The alert of `rule`'s tier that fired as `fired_as` (its key in `RuleDay.fired`: the tier,
     and "@" its window's start for a 24 h window) in `day`."""

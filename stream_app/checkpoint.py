@@ -115,6 +115,8 @@ class Checkpoint:
             try:
                 for alert, _ in outputs.alerts:
                     self.writer.send(self.settings.topic_alerts, alert.user_id.encode(), encode(alert))
+                for alert in outputs.shadow:
+                    self.writer.send(self.settings.topic_alerts_shadow, alert.user_id.encode(), encode(alert))
                 for key, value in outputs.letters:
                     self.writer.send(self.settings.topic_dlq, key, value)
                 refused = await self.written("alerts and dead letters", partitions)

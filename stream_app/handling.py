@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple, Sequence
 from paylimit.contracts import DeadLetter, InvalidRecord, LimitAlert, encode
 from paylimit.rules import Rule
 from paylimit.settings import Settings
-from stream_app.alerts import alert_for
+from stream_app.alerts import alert_for, fired_in_shadow
 from stream_app.counting import Decision, Outcome, day_key, decide
 from stream_app.localday import local_day
 from stream_app.reader import Record
@@ -66,14 +66,18 @@ class Outputs:
 
     alerts: list[tuple[LimitAlert, bool]] = field(default_factory=list)  # the alert, and whether re-sent
     letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # key, encoded DeadLetter
+    shadow: list[LimitAlert] = field(default_factory=list)  # shadow rules' alerts (never delivered)
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.letters)
+        return bool(self.alerts or self.letters or self.shadow)
 
     def add(self, record: Record, handled: Handled, now: datetime) -> None:
         if handled.letter is not None:
             self.letters.append((record.key, encode(handled.letter)))
         elif handled.decision is not None and handled.decision.alert_day is not None:
+            day = handled.decision.alert_day
             for rule, tier in handled.decision.fired:
-                self.alerts.append((alert_for(handled.decision.alert_day, now, rule, tier),
-                                    handled.decision.outcome is Outcome.RESEND))
+                if fired_in_shadow(day, rule, tier):
+                    self.shadow.append(alert_for(day, now, rule, tier))
+                else:
+                    self.alerts.append((alert_for(day, now, rule, tier), handled.decision.outcome is Outcome.RESEND))

@@ -80,6 +80,7 @@ class Fired(NamedTuple):
     measure: str  # the rule's then (a rule's measure may change later)
     start: int | None = None
     first: int | None = None
+    shadow: bool = False  # fired by a shadow rule: its alert went to the shadow topic (and stays there)
 
 
 #: a 24 h window rule keeps at most this many transactions' times per user and day; more are
@@ -121,7 +122,7 @@ class RuleDay:
 
     def to_json(self) -> dict[str, Any]:
         v: dict[str, Any] = {"n": self.count, "s": str(self.value), "f": self.first_seen_at, "m": self.measure,
-                             "x": {tier: list(f) for tier, f in self.fired.items()}}
+                             "x": {tier: list(f) if f.shadow else list(f)[:-1] for tier, f in self.fired.items()}}
         if self.times:
             v["t"] = base64.b64encode(struct.pack(f"<{len(self.times)}q", *self.times)).decode()
             v["a"] = ",".join(self.amounts) if self.measure == "amount" else None

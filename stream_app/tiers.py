@@ -102,7 +102,8 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
             continue  # no heads-up after the alert
         if reached(tier.name, tier.percent, value, limit):
             state.fired[f"{tier.name}@{start}"] = Fired(tx.transaction_id, count, str(value), str(limit), late,
-                                                        rule.measure, start, min(at for at, _ in inside))
+                                                        rule.measure, start, min(at for at, _ in inside),
+                                                        rule.shadow)
             out.append(f"{tier.name}@{start}")
     return out
 
@@ -146,6 +147,6 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
             if tier.name not in state.fired and reached(tier.name, tier.percent, state.value, limit):
                 first = datetime.fromisoformat(day.first_seen_at if default else state.first_seen_at or "")
                 state.fired[tier.name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late,
-                                               rule.measure, None, micros(first))
+                                               rule.measure, None, micros(first), rule.shadow)
                 fired.append((rule.name, tier.name))
     return fired

@@ -52,6 +52,8 @@ def set_rules(
     p2p_only: Annotated[bool, typer.Option("--p2p-only", help="Count only P2P payments (merchant_id null)")] = False,
     currency: Annotated[Optional[str], typer.Option(help="Count only this currency (needed by amount)")] = None,
     user: Annotated[Optional[list[str]], typer.Option(help="Apply to these users only (repeat; default all)")] = None,
+    shadow: Annotated[bool, typer.Option("--shadow", help="Evaluate it live, its alerts on the shadow topic, "
+                                         "never delivered (`paylimit rules promote` makes it live)")] = False,
 ) -> None:
     """Add or replace rules: those of FILE, or the one the options describe."""
     if (file is None) == (name is None):
@@ -60,7 +62,8 @@ def set_rules(
         rules = load_rules(file)
     else:
         rules = [_rule_of_options(dict(name=name, measure=measure, limit=limit, window=window, warn=warn,
-                                       category=category, p2p_only=p2p_only, currency=currency, user=user))]
+                                       category=category, p2p_only=p2p_only, currency=currency, user=user,
+                                       shadow=shadow))]
     write_rules(connected_settings(), rules)
     console.print(f"rules set: {', '.join(r.name for r in rules)}", highlight=False, markup=False)
 
@@ -77,6 +80,18 @@ def remove(name: Annotated[str, typer.Argument(help="The rule's name")]) -> None
     console.print(f"rule {name} removed", highlight=False, markup=False)
 
 
+@app.command("promote")
+def promote(name: Annotated[str, typer.Argument(help="The shadow rule's name")]) -> None:
+    """Make a shadow rule live from the next record: its windows in progress keep their counts,
+    and a tier that fired in shadow is not sent again as live for that window."""
+    s = connected_settings()
+    rule = read_rules(s).get(name)
+    if rule is None or not rule.shadow:
+        raise ConfigError(f"no shadow rule named {name!r} (see `paylimit rules show`)")
+    write_rules(s, [rule.model_copy(update={"shadow": False})])
+    console.print(f"rule {name} promoted: live from the next record", highlight=False, markup=False)
+
+
 def _describe(rule: Rule) -> list[str]:
     f = rule.filter
     what = ", ".join(x for x in (
@@ -84,7 +99,7 @@ def _describe(rule: Rule) -> list[str]:
         "P2P only" if f.p2p_only else "", f"in {f.currency}" if f.currency else "") if x) or "all"
     tiers = ", ".join(f"warn {t.percent}%" if t.name == "warn" else "alert over" for t in rule.tiers)
     scope = "all" if rule.users is None else ", ".join(rule.users)
-    return [rule.name, rule.measure, str(rule.limit), rule.window, what, scope, tiers]
+    return [f"{rule.name} (shadow)" if rule.shadow else rule.name, rule.measure, str(rule.limit), rule.window, what, scope, tiers]
 
 
 @app.command("show")

@@ -54,6 +54,7 @@ class Worker:
         self.stream_time: float | None = None
         self.offset = 0
         self.sent: list[tuple[AlertFacts, bool]] = []
+        self.shadow: list[AlertFacts] = []
 
     def feed(self, doc: dict[str, Any], rules: Sequence[Rule] = RULES) -> Outcome | None:
         record = Record("tx", 0, self.offset, doc["user_id"].encode(), json.dumps(doc).encode())
@@ -68,6 +69,7 @@ class Worker:
         outputs = Outputs()
         outputs.add(record, handled, NOW)
         self.sent += outputs.alerts
+        self.shadow += outputs.shadow
         return handled.decision.outcome
 
     def fired(self) -> list[tuple[str, str, str]]:
@@ -241,3 +243,16 @@ def test_a_rule_whose_measure_or_window_changes_counts_again_and_the_oracle_agre
     [(again, resent)] = [(a, resent) for a, resent in w.sent[len(got):] if a.rule == "r"]
     assert resent and again == [a for a, _ in w.sent if a.alert_id == again.alert_id][0]
     assert (again.measure, again.value, again.limit) == ("count", 2, 2)
+
+
+def test_a_shadow_rule_alerts_on_the_side_and_promoted_does_not_send_again_what_fired() -> None:
+    shadow = [r.model_copy(update={"shadow": True}) if r.name == "inr_day" else r for r in RULES]
+    w = Worker()
+    w.feed(tx("a", 0, "800.00"), shadow)  # the heads-up, in shadow
+    w.feed(tx("a", 0, "800.00"), shadow)  # a replay of it: sent again, to the shadow topic still
+    assert [(a.rule, a.tier) for a in w.shadow] == [("inr_day", "warn"), ("inr_day", "warn")]
+    assert [f for f in w.fired() if f[0] == "inr_day"] == []
+    w.feed(tx("b", 1, "100.00"), RULES)  # promoted: the heads-up fired today, not sent again
+    w.feed(tx("c", 2, "100.01"), RULES)  # over: live
+    assert [f for f in w.fired() if f[0] == "inr_day"] == [("inr_day", "alert", "c")]
+    assert len(w.shadow) == 2
