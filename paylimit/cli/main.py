@@ -45,3 +45,5 @@ from paylimit.cli import rules  # noqa: E402  (kept on its own line: several peo
 app.add_typer(rules.app, name="rules")
 from paylimit.cli import backtest  # noqa: E402  (kept on its own line: several people edit this file)
 app.command("backtest")(backtest.backtest)
+from paylimit.cli import shadow  # noqa: E402  (kept on its own line: several people edit this file)
+app.add_typer(shadow.app, name="shadow")

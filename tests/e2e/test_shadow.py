@@ -78,6 +78,13 @@ def test_a_shadow_rule_alerts_nobody_until_promoted(make_settings: Callable[...,
                                                                      ("bob", "food_day", "alert")}
         promoted = [r.model_copy(update={"shadow": False}) for r in RULES]
         checked(settings, tmp_path, first + second, {len(first): promoted})
+
+        report = json.loads(paylimit(settings, "shadow", "report", "--json").stdout)
+        assert report["rows"] == [{"local_date": "2024-10-07", "rule": "food_day", "tier": "alert",
+                                   "shadow_users": ["ann"], "live_users": 2, "both": [], "shadow_only": ["ann"]}]
+        assert json.loads(paylimit(settings, "shadow", "report", "--since", "2024-10-08", "--json").stdout) == {"rows": []}
+        table = paylimit(settings, "shadow", "report").stdout
+        assert "food_day" in table and "ann" in table, table
     finally:
         pipeline.stop()
 
