@@ -189,6 +189,7 @@ class Collector:
                 "produced": self.offsets.produced if self.offsets else None,
                 "consumed": m.get("consumed"), "counted": m.get("counted"),
                 "dead_lettered": m.get("dead_lettered"), "alerts_sent": m.get("alerts_sent"),
+                "shadow_alerts_sent": m.get("shadow_alerts_sent"),
                 "worker_lag": self.offsets.worker_lag if self.offsets else None,
                 "notifier_lag": self.offsets.notifier_lag if self.offsets else None,
             },

@@ -39,12 +39,14 @@ class Metrics:
         "paylimit_worker_batch_seconds", "Time to count one batch and have its outputs acknowledged", registry=None,
         buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)))
 
-    def outcome(self, outcome: Outcome, alerts: int = 1) -> None:
-        """One record's outcome; `alerts`: how many alerts it (re-)sent, when it is CROSSED or RESEND."""
+    def outcome(self, outcome: Outcome, alerts: int = 1, shadow: int = 0) -> None:
+        """One record's outcome; `alerts`: how many alerts it (re-)sent, when it is CROSSED or RESEND,
+        `shadow` of them to the shadow topic (shadow rules' alerts, never delivered)."""
         self.consumed += 1
         self.outcomes[outcome] += 1  # a str enum: counted under its value
         if outcome in (Outcome.CROSSED, Outcome.RESEND):
-            self.outcomes[f"{outcome.value}_alerts"] += alerts  # one record may fire several rules' tiers
+            self.outcomes[f"{outcome.value}_alerts"] += alerts - shadow  # one record may fire several rules' tiers
+            self.outcomes[f"{outcome.value}_shadow"] += shadow
 
     def dead_letter(self, error: str) -> None:
         self.consumed += 1
@@ -92,6 +94,7 @@ class Metrics:
             "dead_lettered_by_error": dict(self.dead_lettered),
             "alerts_sent": o["crossed_alerts"],
             "alerts_resent": o["resend_alerts"],
+            "shadow_alerts_sent": o["crossed_shadow"],
             "replayed": self.replayed,
             # empty while progress moves; else partition -> seconds since it stopped, and why (numbers
             # only, so the dashboard and the pipeline sum the workers' metrics as they do the rest)

@@ -27,6 +27,7 @@ import orjson
 
 from paylimit.errors import InfraError
 from paylimit.settings import Settings
+from stream_app.alerts import fired_in_shadow
 from stream_app.batch import StagedWrites, Days, is_progress_key, progress_key
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import Checkpoint, Group
@@ -127,7 +128,9 @@ class Processor:
             if handled.letter is not None:
                 self.metrics.dead_letter(handled.letter.error)
             elif decision is not None:
-                self.metrics.outcome(decision.outcome, len(decision.fired))
+                day = decision.alert_day
+                shadow = sum(fired_in_shadow(day, *fired) for fired in decision.fired) if day is not None else 0
+                self.metrics.outcome(decision.outcome, len(decision.fired), shadow)
                 if decision.day is not None and handled.key is not None:
                     batch.set(partition, handled.key, decision.day)
                 if decision.stream_time is not None and decision.stream_time != mark.stream_time:

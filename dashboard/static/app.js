@@ -60,6 +60,7 @@ function renderTiles(snap) {
   $("t-lag").textContent = fmt(t.worker_lag);
   $("t-nlag").textContent = fmt(t.notifier_lag);
   $("t-dlq").textContent = fmt(t.dead_lettered);
+  $("t-alerts").textContent = `${fmt(t.alerts_sent)} / ${fmt(t.shadow_alerts_sent)}`;
   const l = snap.latency;
   $("t-latency").textContent = l.n ? `${fmt(l.p50_ms)} / ${fmt(l.p99_ms)} ms` : "–";
   const css = getComputedStyle(document.documentElement);

@@ -78,6 +78,8 @@ def test_a_shadow_rule_alerts_nobody_until_promoted(make_settings: Callable[...,
                                                                      ("bob", "food_day", "alert")}
         promoted = [r.model_copy(update={"shadow": False}) for r in RULES]
         checked(settings, tmp_path, first + second, {len(first): promoted})
+        metrics = pipeline.worker_metrics()  # the dashboard's live / shadow counts
+        assert (metrics["alerts_sent"], metrics["shadow_alerts_sent"]) == (2, 1), metrics
 
         report = json.loads(paylimit(settings, "shadow", "report", "--json").stdout)
         assert report["rows"] == [{"local_date": "2024-10-07", "rule": "food_day", "tier": "alert",

@@ -19,6 +19,8 @@ def test_every_consumed_record_is_in_one_bucket() -> None:
     got = metrics.as_dict()
     assert got["consumed"] == got["counted"] + got["duplicates"] + got["not_succeeded"] + got["dead_lettered"] == 6
     assert (got["alerts_sent"], got["alerts_resent"], got["dead_lettered_by_error"]) == (1, 1, {"invalid_json": 1})
+    metrics.outcome(Outcome.CROSSED, 3, shadow=2)  # two of its three alerts went to the shadow topic
+    assert (metrics.as_dict()["alerts_sent"], metrics.as_dict()["shadow_alerts_sent"]) == (2, 2)
 
 
 def test_a_stall_is_said_once_counted_once_and_gone_when_it_resumes(caplog: pytest.LogCaptureFixture) -> None:
