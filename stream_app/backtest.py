@@ -26,7 +26,7 @@ from paylimit.contracts import LimitAlert, SentRecord
 from paylimit.errors import ConfigError, InfraError
 from paylimit.rules import Rule
 from paylimit.settings import Settings
-from stream_app.alerts import alert_for
+from stream_app.alerts import alert_for, fired_in_shadow
 from stream_app.counting import Outcome, expired
 from stream_app.handling import handle
 from stream_app.reader import Record
@@ -64,6 +64,8 @@ class Replay:
             # the crossing transaction's time: parsed again only for the few records that fire
             at = validate(record.value, self.now, self.settings).occurred_at
             for rule, tier in decision.fired:
+                if fired_in_shadow(decision.alert_day, rule, tier):
+                    continue  # a shadow rule's alerts are never delivered (`paylimit shadow report`)
                 alert = alert_for(decision.alert_day, at, rule, tier)
                 self.alerts.setdefault(alert.alert_id, alert)
 

@@ -70,7 +70,7 @@ def backtest(
     """Replay past transactions through the worker's own rule evaluation and show what these rules
     would have raised, beside the rules in force (the rules topic's, daily_count, `paylimit limits`)."""
     first, last = _day(since, "--from"), _day(until, "--to")
-    tried_rules = load_rules(rules)
+    tried_rules = [r.model_copy(update={"shadow": False}) for r in load_rules(rules)]  # what they would do live
     s = connected_settings()
     stored = read_rules(s)
     overrides = read_overrides(s)

@@ -73,3 +73,21 @@ def test_a_long_replay_forgets_the_days_the_worker_forgets() -> None:
         replay.feed(Record("t", 0, n, b"u", (f'{{"transaction_id":"t{n}","user_id":"u","amount":"1","currency":"INR",'
                                              f'"status":"succeeded","occurred_at":"{day}T06:00:00+00:00"}}').encode()))
     assert list(replay.days) == ["u|2024-10-20"]
+
+
+def test_a_replay_raises_no_shadow_alert_as_the_live_system_delivers_none() -> None:
+    settings = Settings(kafka_bootstrap_servers="unused:9092")
+    plan = generate(load_scenario("limit_rules"), seed=7)
+    sent = _landed(plan.records, 6)
+    now = datetime.now(UTC)
+    quiet = plan.scenario.rules[0].name
+    rules = [r.model_copy(update={"shadow": r.name == quiet}) for r in plan.scenario.rules]
+    replay = Replay(settings, effective_rules({r.name: r for r in rules}, settings.daily_limit),
+                    lambda user: plan.overrides.get(user, settings.daily_limit), now)
+    for r in sorted(sent, key=lambda r: (r.partition, r.offset)):
+        replay.feed(Record("t", r.partition, r.offset, r.key.encode() if r.key else None, r.value.encode()))
+    expected = expected_outcome(sent, settings, now, plan.overrides, rules).alerts
+    result = verify(expected, replay.alerts.values())
+    assert result.clean and result.expected > 0, result.as_json()
+    everything = expected_outcome(sent, settings, now, plan.overrides, plan.scenario.rules).alerts
+    assert quiet not in {a.rule for a in replay.alerts.values()} and quiet in {a.rule for a in everything}
