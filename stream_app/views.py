@@ -73,7 +73,8 @@ def rule_usage(days: Mapping[str, bytes | None], rules: Sequence[Rule], daily_li
                     "value": _number(value, rule), "limit": _number(limit, rule),
                     "remaining": _number(max(Decimal(0), limit - value), rule), "over_limit": value > limit,
                     "window_start": bounds[0].isoformat() if bounds else None,
-                    "window_end": bounds[1].isoformat() if bounds else None})
+                    "window_end": bounds[1].isoformat() if bounds else None,
+                    **({"shadow": True} if rule.shadow else {})})  # marked only: a live rule's answer is as before
     return out
 
 

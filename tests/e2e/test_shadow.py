@@ -5,6 +5,7 @@ window is not sent again as live for that window. verify against the oracle stay
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from paylimit.rules import parse_rules, write_rules
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from producer_sim.oracle import expected_outcome
-from tests.e2e.harness import paylimit, verify
+from tests.e2e.harness import ask_usage, paylimit, verify
 from tests.e2e.test_rules import payment, send
 from tests.test_faults.helpers import ready, wait_for
 
@@ -64,6 +65,11 @@ def test_a_shadow_rule_alerts_nobody_until_promoted(make_settings: Callable[...,
         assert fired(alerts_on(settings, settings.topic_alerts_shadow)) == {("ann", "food_day", "alert")}
         assert fired(alerts_on(settings, settings.topic_alerts)) == {("cat", "inr_day", "alert")}
         checked(settings, tmp_path, first, {})  # nothing delivered for ann: the oracle expects nothing
+        status, body = ask_usage(pipeline.worker_url(), "ann", "2024-10-07", time.monotonic() + 30)
+        assert status == 200, body
+        usage = {r["rule"]: r for r in body["rules"]}
+        assert (usage["food_day"]["value"], usage["food_day"]["over_limit"], usage["food_day"].get("shadow")) == (2, True, True)
+        assert "shadow" not in usage["inr_day"]
 
         paylimit(settings, "rules", "promote", "food_day")
         with_error = paylimit(settings, "rules", "promote", "inr_day", check=False)  # not a shadow rule
