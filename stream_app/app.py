@@ -24,6 +24,7 @@ from stream_app.batch import Days
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
 from stream_app.exporter import worker_registry
+from stream_app.faust_credentials import broker_credentials
 from stream_app.faust_internals import FaustGroup, check, key_partitions, recovered, store_dict
 from stream_app.processor import Processor
 from stream_app.restore import STORE_URL
@@ -34,30 +35,6 @@ log = logging.getLogger("paylimit.worker")
 
 class WorkerNotReady(Exception):
     """The worker did not become ready within `settings.worker_ready_timeout`."""
-
-
-def _credentials(settings: Settings) -> Any:
-    """faust's (aiokafka's) side of the settings `Settings.kafka_client_config` gives librdkafka."""
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    ssl_context = None
-    if protocol.endswith("SSL"):
-        import ssl
-
-        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
-        if settings.kafka_ssl_certificate_location:
-            key_password = settings.kafka_ssl_key_password
-            ssl_context.load_cert_chain(settings.kafka_ssl_certificate_location, settings.kafka_ssl_key_location,
-                                        key_password.get_secret_value() if key_password else None)
-        if protocol == "SSL":
-            return faust.SSLCredentials(ssl_context)
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=ssl_context,
-    )
 
 
 def limits_table(app: faust.App) -> GlobalTableT:
@@ -101,7 +78,7 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
-        broker_credentials=_credentials(settings),
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.partitions,

@@ -191,12 +191,12 @@ def test_more_replicas_in_sync_than_replicas_is_rejected(monkeypatch: pytest.Mon
 
 
 def test_one_sasl_mechanism_default_for_both_client_families() -> None:
-    from stream_app.app import _credentials
+    from stream_app.faust_credentials import broker_credentials
 
     s = get_settings(kafka_bootstrap_servers="b:9092", kafka_security_protocol="SASL_SSL",
                      kafka_sasl_username="u", kafka_sasl_password="p")
     assert s.kafka_client_config()["sasl.mechanism"] == "SCRAM-SHA-512"  # librdkafka alone: GSSAPI
-    assert _credentials(s).mechanism.value == "SCRAM-SHA-512"  # faust alone: PLAIN
+    assert broker_credentials(s).mechanism.value == "SCRAM-SHA-512"  # faust alone: PLAIN
 
 
 def test_client_certificate_settings_reach_librdkafka() -> None:
