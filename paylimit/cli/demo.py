@@ -292,6 +292,7 @@ def _report(s: Settings, pipeline: Pipeline, dashboard: str) -> bool:
     paths.add_row("service logs", str(s.home / "logs"))
     paths.add_row("usage endpoint", f"{pipeline.worker_url()}/users/USER_ID/usage")
     paths.add_row("dashboard", dashboard)
-    paths.add_row("again", f"PAYLIMIT_HOME={s.home} paylimit verify --expected {s.home / EXPECTED_ALERTS}")
+    # the run's record in Redis is named after its app id (the home stays the infra's, where it is found)
+    paths.add_row("again", f"PAYLIMIT_APP_ID={s.app_id} paylimit verify --expected {s.home / EXPECTED_ALERTS}")
     console.print(Group(paths))
     return result.clean

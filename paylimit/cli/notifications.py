@@ -74,7 +74,7 @@ def notifications(
     from paylimit.notification_record import redis_client
     from paylimit.notification_record import follow_record, notifier_counts, read_record_at
 
-    s = settings()
+    s = _redis_settings()
     wanted = _parse_date(day)
     client = redis_client(s)
     with _reading_record():
@@ -114,6 +114,15 @@ def _note_trimmed(client: redis.Redis, s: Settings) -> None:
                           "them", highlight=False, markup=False)
 
 
+def _redis_settings() -> Settings:
+    """The settings, with the running local infra's Redis when no PAYLIMIT_REDIS_URL is given
+    (these commands read the record in Redis only)."""
+    from paylimit.runtime.local import resolve
+
+    s = settings()
+    return s if s.redis_url else resolve(s)
+
+
 def verification_table(result: Verification) -> Table:
     table = Table(title="verification: delivered vs expected")
     table.add_column("check")
@@ -140,7 +149,7 @@ def verify(
     from paylimit.notification_record import redis_client
     from paylimit.notification_record import read_record
 
-    s = settings()
+    s = _redis_settings()
     want = read_expected(expected)
     with _reading_record():
         client = redis_client(s)

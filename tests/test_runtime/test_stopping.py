@@ -31,9 +31,10 @@ pytestmark = pytest.mark.integration
 PAYLIMIT = str(Path(sys.executable).with_name("paylimit"))
 
 
-def paylimit(home: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def paylimit(home: Path, *args: str, timeout: float, extra: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
     # the dashboard on a free port: 6067 is every other demo's on this machine
-    env = {**cli_env(home), "PAYLIMIT_DASHBOARD_PORT": "0"}
+    env = {**cli_env(home), "PAYLIMIT_DASHBOARD_PORT": "0", "COLUMNS": "300", **(extra or {})}
     return subprocess.run([PAYLIMIT, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -64,6 +65,12 @@ def test_demo_keep_running_lists_everything_and_infra_down_stops_it(home: Path) 
     status = paylimit(home, "infra", "status", timeout=60).stdout
     for name, pid in listed.items():
         assert re.search(rf"{name}\s.*running.*\s{pid}\s", status), status
+
+    # the verification again, as the demo prints it (it once named the run's home only, not its record)
+    again = re.search(r"again\s+PAYLIMIT_APP_ID=(\S+) paylimit verify --expected\s+(\S+)", demo.stdout)
+    assert again, demo.stdout[-2000:]
+    verified = paylimit(home, "verify", "--expected", again[2], timeout=120, extra={"PAYLIMIT_APP_ID": again[1]})
+    assert verified.returncode == 0 and "NOT clean" not in verified.stdout, verified.stdout[-2000:] + verified.stderr
 
     down = paylimit(home, "infra", "down", timeout=120)
     assert down.returncode == 0, down.stderr
