@@ -80,15 +80,17 @@ def transient(exc: KafkaException) -> bool:
 T = TypeVar("T")
 
 
-def retry_transient(call: Callable[[], T], timeout: float) -> T:
+def retry_transient(call: Callable[[], T], timeout: float,
+                    again: Callable[[KafkaException], bool] = transient) -> T:
     """`call()`, asked again while it fails with a transient broker error (a topic created a moment
-    ago, a coordinator a fresh broker is still creating) for up to `timeout` seconds."""
+    ago, a coordinator a fresh broker is still creating; or whatever `again` says) for up to
+    `timeout` seconds."""
     deadline, pause = time.monotonic() + timeout, 0.1
     while True:
         try:
             return call()
         except KafkaException as exc:
-            if not transient(exc) or time.monotonic() > deadline:
+            if not again(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 1.0)
@@ -218,8 +220,9 @@ class LagReader:
             return lag
 
         try:
-            # a lost broker's partitions take up to ~20 s to get new leaders: looks wait that out
-            return retry_transient(look, max(timeout, 60.0))
+            # a lost broker's partitions take up to ~20 s to get new leaders, and the group's
+            # coordinator moves: a look (read-only) waits out any broker error for a minute
+            return retry_transient(look, max(timeout, 60.0), again=lambda _exc: True)
         except KafkaException as exc:
             raise InfraError(f"cannot read the lag of {self.group} on {topic}: {exc.args[0].str()}") from None
 
