@@ -12,12 +12,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from paylimit.rules import parse_rules, rules_yaml, write_rules
-from paylimit.runtime.pipeline import Pipeline
+from paylimit.rules import parse_rules, rules_yaml
 from paylimit.settings import Settings
 from tests.e2e.harness import paylimit, verify, watermarks
-from tests.e2e.test_rules import payment, send
-from tests.test_faults.helpers import ready, wait_for
+from tests.e2e.test_rules import payment, running, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -50,11 +48,7 @@ def _kafka_snapshot(settings: Settings) -> tuple[dict[str, dict[int, tuple[int, 
 def test_a_backtest_of_the_rules_in_force_equals_what_was_delivered(make_settings: Callable[..., Settings],
                                                                     tmp_path: Path) -> None:
     settings = make_settings()
-    write_rules(settings, IN_FORCE)
-    pipeline = Pipeline(settings)
-    pipeline.start()
-    try:
-        wait_for(lambda: ready(pipeline, pipeline.workers[0]), 120, "the worker to be ready")
+    with running(settings, IN_FORCE) as pipeline:
         sent = send(settings, [
             payment("a1", "ann", 1, "600.00"), payment("a2", "ann", 2, "500.00"),  # 1100: inr_day warn + alert
             payment("b1", "bob", 3, "400.00"), payment("b2", "bob", 4, "200.00"),  # 600: under 1000, over 500
@@ -62,8 +56,6 @@ def test_a_backtest_of_the_rules_in_force_equals_what_was_delivered(make_setting
             payment("a1", "ann", 1, "600.00"),  # a duplicate: counted once, live and in the back-test
         ], 0)
         pipeline.wait_drained(timeout=120)
-    finally:
-        pipeline.stop()
     before = _kafka_snapshot(settings)
 
     in_force = tmp_path / "in_force.yaml"

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 import pytest
 
 from paylimit.contracts import SentRecord
-from paylimit.rules import parse_rules, write_rules
+from paylimit.rules import Rule, parse_rules, write_rules
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 from producer_sim.generator import SimRecord
@@ -51,14 +52,23 @@ def send(settings: Settings, records: list[SimRecord], first_seq: int) -> list[S
     return [r.model_copy(update={"seq": r.seq + first_seq}) for r in result.sent]
 
 
-def test_a_rule_changed_mid_day_applies_from_the_next_record_on(make_settings: Callable[..., Settings],
-                                                                 tmp_path: Path) -> None:
-    settings = make_settings()
-    write_rules(settings, BEFORE)
+@contextmanager
+def running(settings: Settings, rules: Sequence[Rule]) -> Iterator[Pipeline]:
+    """A pipeline on `settings`, `rules` written before its worker starts; yielded once the worker is ready."""
+    write_rules(settings, rules)
     pipeline = Pipeline(settings)
     pipeline.start()
     try:
         wait_for(lambda: ready(pipeline, pipeline.workers[0]), 120, "the worker to be ready")
+        yield pipeline
+    finally:
+        pipeline.stop()
+
+
+def test_a_rule_changed_mid_day_applies_from_the_next_record_on(make_settings: Callable[..., Settings],
+                                                                 tmp_path: Path) -> None:
+    settings = make_settings()
+    with running(settings, BEFORE) as pipeline:
         first = send(settings, [
             payment("a1", "ann", 1, "300.00"), payment("a2", "ann", 2, "300.00"),
             payment("a3", "ann", 3, "300.00"),  # 900.00: inr_day's heads-up (80 % of 1000)
@@ -98,5 +108,3 @@ def test_a_rule_changed_mid_day_applies_from_the_next_record_on(make_settings: C
             "value": "900.01", "limit": "500", "remaining": "0", "over_limit": True,
             "window_start": "2024-10-07T00:00:00+05:30"}
         assert (rules["daily_count"]["value"], rules["daily_count"]["limit"]) == (4, settings.daily_limit)
-    finally:
-        pipeline.stop()

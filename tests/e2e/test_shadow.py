@@ -14,13 +14,11 @@ from typing import Any, Callable
 import pytest
 
 from paylimit.kafka import read_to_end
-from paylimit.rules import parse_rules, write_rules
-from paylimit.runtime.pipeline import Pipeline
+from paylimit.rules import parse_rules
 from paylimit.settings import Settings
 from producer_sim.oracle import expected_outcome
 from tests.e2e.harness import ask_usage, paylimit, verify
-from tests.e2e.test_rules import payment, send
-from tests.test_faults.helpers import ready, wait_for
+from tests.e2e.test_rules import payment, running, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -51,11 +49,7 @@ def checked(settings: Settings, tmp_path: Path, sent: list[Any], changes: dict[i
 
 def test_a_shadow_rule_alerts_nobody_until_promoted(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     settings = make_settings()
-    write_rules(settings, RULES)
-    pipeline = Pipeline(settings)
-    pipeline.start()
-    try:
-        wait_for(lambda: ready(pipeline, pipeline.workers[0]), 120, "the worker to be ready")
+    with running(settings, RULES) as pipeline:
         first = send(settings, [
             payment("a1", "ann", 1, "10", category="food"), payment("a2", "ann", 2, "10", category="food"),  # 2 > 1
             payment("b1", "bob", 3, "10", category="food"),  # 1: not over
@@ -93,6 +87,4 @@ def test_a_shadow_rule_alerts_nobody_until_promoted(make_settings: Callable[...,
         assert json.loads(paylimit(settings, "shadow", "report", "--since", "2024-10-08", "--json").stdout) == {"rows": []}
         table = paylimit(settings, "shadow", "report").stdout
         assert "food_day" in table and "ann" in table, table
-    finally:
-        pipeline.stop()
 
