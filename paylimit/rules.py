@@ -92,6 +92,7 @@ class Rule(_Strict):
             raise ValueError(f"{DEFAULT_RULE} is built in (PAYLIMIT_DAILY_LIMIT, `paylimit limits set`)")
         if len({t.name for t in self.tiers}) != len(self.tiers):
             raise ValueError("each tier may appear once")
+        self.tiers.sort(key=lambda t: t.name != "warn")  # the order they are judged in: a heads-up first
         if self.measure == "amount" and self.filter.currency is None:
             raise ValueError("an amount rule needs filter.currency (other currencies do not count)")
         if self.measure == "count":

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, MutableMapping
 
 import orjson
 
-from stream_app.state import DayCount, Progress
+from stream_app.state import DayCount, Progress, decode_day, encode_day
 
 if TYPE_CHECKING:
     from stream_app.changelog import Changelog
@@ -64,7 +64,7 @@ class Days:
         live = self.live.get(key)
         if live is not None and live[1] is raw:
             return live[0]
-        return DayCount.from_json(orjson.loads(raw))
+        return decode_day(raw)
 
     def put(self, key: str, value: Any, partition: int | None = None) -> None:
         """Write one value (a DayCount, a Progress, or None to delete it) of a key on `partition`."""
@@ -78,10 +78,12 @@ class Days:
         if isinstance(value, DayCount) and value.count > LIVE_AFTER:
             raw, live = self.values.get(key), self.live.get(key)
             if raw is None or live is None or live[1] is not raw:  # newly hot, or restored since
-                raw = self.values[key] = encode_value(value.to_json())
+                raw = self.values[key] = encode_day(value)
             self.live[key] = (value, raw, time.monotonic())  # the bytes are brought up to date by `encoded`
+        elif isinstance(value, DayCount):
+            self.values[key] = encode_day(value)
         else:
-            self.values[key] = encode_value(value.to_json() if isinstance(value, (DayCount, Progress)) else value)
+            self.values[key] = encode_value(value.to_json() if isinstance(value, Progress) else value)
 
     def forget_idle(self) -> None:
         """Forget the decoded days not counted for `LIVE_IDLE` seconds; called when the changelog
@@ -95,7 +97,7 @@ class Days:
         raw = self.values.get(key)
         live = self.live.get(key)
         if raw is not None and live is not None and live[1] is raw:
-            raw = self.values[key] = encode_value(live[0].to_json())
+            raw = self.values[key] = encode_day(live[0])
             self.live[key] = (live[0], raw, live[2])
         return raw
 

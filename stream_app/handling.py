@@ -48,7 +48,8 @@ def handle(record: Record, day_of: Callable[[str], DayCount | None], stream_time
     day = local_day(tx.occurred_at, tx.timezone or settings.default_timezone)
     key = day_key(tx.user_id, day.key)
     neighbours: list[DayCount] = []
-    if any(rule.window != "calendar_day" for rule in rules):  # a 24 h window reaches the days around
+    # a 24 h window reaches the days around (daily_count, first of the rules, is a calendar day's)
+    if len(rules) > 1 and any(rule.window != "calendar_day" for rule in rules):
         on = date.fromisoformat(day.key)
         around = (day_of(day_key(tx.user_id, (on + timedelta(days=n)).isoformat())) for n in (-2, -1, 1))
         neighbours = [d for d in around if d is not None]

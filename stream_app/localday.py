@@ -19,6 +19,7 @@ class LocalDay(NamedTuple):
     end: datetime  # the next local midnight
     key: str  # the date as YYYY-MM-DD
     end_at: float  # `end` in epoch seconds
+    start_at: float  # `start` in epoch seconds
 
 
 @lru_cache(maxsize=1024)
@@ -40,9 +41,17 @@ def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
 def _local_day(day: date, zone_name: str) -> LocalDay:
     tz = zone(zone_name)
     end = local_midnight(day + timedelta(days=1), tz)
-    return LocalDay(day, zone_name, local_midnight(day, tz), end, day.isoformat(), end.timestamp())
+    start = local_midnight(day, tz)
+    return LocalDay(day, zone_name, start, end, day.isoformat(), end.timestamp(), start.timestamp())
+
+
+_last: dict[str, LocalDay] = {}  # zone -> the day last asked for: most records fall on it
 
 
 def local_day(occurred_at: datetime, zone_name: str) -> LocalDay:
     """The local calendar day `occurred_at` falls on in `zone_name`."""
-    return _local_day(occurred_at.astimezone(zone(zone_name)).date(), zone_name)
+    last, at = _last.get(zone_name), occurred_at.timestamp()
+    if last is not None and last.start_at <= at < last.end_at:
+        return last
+    day = _last[zone_name] = _local_day(occurred_at.astimezone(zone(zone_name)).date(), zone_name)
+    return day

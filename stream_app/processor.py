@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import orjson
 
 from paylimit.errors import InfraError
+from paylimit.rules import Rule
 from paylimit.settings import Settings
 from stream_app.alerts import fired_in_shadow
 from stream_app.batch import StagedWrites, Days, is_progress_key, progress_key
@@ -50,6 +51,12 @@ async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
+async def settled(read: asyncio.Future | None) -> None:
+    """Wait for a read under way to end, whatever it brings (it is dropped)."""
+    if read is not None:
+        await asyncio.gather(read, return_exceptions=True)
+
+
 class Processor:
     """The worker's core: `run` reads and counts the assigned partitions (`count`); `revoke` and
     `commit` write the state (`Checkpoint`)."""
@@ -69,61 +76,86 @@ class Processor:
         progress = self.days.progress(partition)
         return progress.next_offset if progress is not None else await off_loop(self.reader.start_offset, partition)
 
+    def fetch(self) -> tuple[list[Record], list[Rule]]:
+        """The next batch and the rules that judge it (blocking: run off the loop). The rules' end
+        is read after the batch arrived, so a rule written (acknowledged) before a transaction was
+        produced judges that transaction."""
+        records = self.reader.poll(self.settings.batch_max, self.settings.batch_window)
+        return records, (self.rulebook.refresh() if records else self.rulebook.rules)
+
     async def run(self) -> None:
-        """The worker's main path: its assigned partitions, read from its state's next offsets."""
+        """The worker's main path: its assigned partitions, read from its state's next offsets. The
+        next batch is read while one is counted (the reader waits in librdkafka, not on the
+        counting); read from an assignment that has changed since, it is dropped."""
         generation: int | None = None  # the assignment the reader follows
+        fetching: asyncio.Future | None = None  # the next batch being read, of `generation`
         while not self.group.ready():
             await asyncio.sleep(0.05)
         # faust, pydantic and the rest of the start-up leave about a million objects that live as
         # long as the process; frozen, the cyclic GC's full collections skip them (~100 ms each)
         gc.freeze()
+        loop = asyncio.get_running_loop()
         while not self.group.stopping():
             try:
-                if not self.group.ready():
-                    generation = None
-                    await asyncio.sleep(0.05)
-                    continue
-                partitions = self.group.assigned()
-                self.group.pause(partitions)  # faust resumes them after a recovery; the reader reads them
-                if generation != self.group.generation():
+                if not self.group.ready() or generation != self.group.generation():
+                    await settled(fetching)  # never assign the reader under a read
+                    fetching = None
+                    if not self.group.ready():
+                        generation = None
+                        await asyncio.sleep(0.05)
+                        continue
                     generation = self.group.generation()
-                    await off_loop(self.reader.assign, {p: await self.next_offset(p) for p in partitions})
-                records = await off_loop(self.reader.poll, self.settings.batch_max, self.settings.batch_window)
+                    await off_loop(self.reader.assign, {p: await self.next_offset(p) for p in self.group.assigned()})
+                self.group.pause(self.group.assigned())  # faust resumes them after a recovery; the reader reads them
+                if fetching is None:
+                    fetching = loop.run_in_executor(None, self.fetch)
+                records, rules = await fetching
+                fetching = None
                 self.metrics.resume("reading")
+                if not self.group.ready() or generation != self.group.generation():
+                    continue  # the partitions may have moved: read again from the state
+                fetching = loop.run_in_executor(None, self.fetch)
                 async with self.lock:
                     if not self.group.ready() or generation != self.group.generation():
-                        generation = None  # the partitions may have moved: read again from the state
                         continue
-                    await self.count(records)
+                    await self.count(records, rules)
             except InfraError as exc:  # the broker is away: read again from the state once it is back
                 log.warning("%s; reading again in 1 s", exc)
                 self.metrics.stall("reading", self.group.assigned(), str(exc))
-                generation = None
+                await settled(fetching)
+                fetching, generation = None, None
                 await asyncio.sleep(1.0)
 
-    async def count(self, records: Sequence[Record]) -> None:
+    async def count(self, records: Sequence[Record], rules: Sequence[Rule] | None = None) -> None:
         """Count the records at or past their partition's next offset in the state (under `lock`,
-        which the caller holds); one below it is already counted."""
+        which the caller holds); one below it is already counted. `rules`: those in force when the
+        records were read (`fetch`), else read now."""
+        if rules is None:
+            rules = await off_loop(self.rulebook.refresh) if records else self.rulebook.rules
         starts = {p: await self.next_offset(p) for p in {r.partition for r in records}}
         fresh = [r for r in records if r.offset >= starts[r.partition]]
         self.metrics.replayed += len(records) - len(fresh)
-        await self.process(fresh)
+        await self.process(fresh, rules)
 
-    async def process(self, records: Sequence[Record]) -> None:
+    async def process(self, records: Sequence[Record], rules: Sequence[Rule]) -> None:
         """Count records that are each the next of their partition (under `lock`, which the caller
         holds), then write their outputs and state (`Checkpoint.commit`)."""
         started = time.perf_counter()
         batch = StagedWrites(self.days)
         outputs = Outputs()
-        rules = await off_loop(self.rulebook.refresh) if records else self.rulebook.rules
         now = datetime.now(timezone.utc)
         default = self.settings.daily_limit
         limit_of: Callable[[str], int] = lambda user_id: limit_for(self.limits, user_id, default)  # noqa: E731
-        progress: dict[int, Progress] = {}  # partition -> its progress, as this batch moves it
+        stream_times: dict[int, float | None] = {}  # partition -> its stream time, as this batch moves it
+        next_offsets: dict[int, int] = {}
         for record in records:
             partition = record.partition
-            mark = progress.get(partition) or self.days.progress(partition) or Progress(0, None)
-            handled = handle(record, batch.day, mark.stream_time, limit_of, now, self.settings, rules)
+            if partition in stream_times:
+                stream_time = stream_times[partition]
+            else:
+                mark = self.days.progress(partition)
+                stream_time = stream_times[partition] = mark.stream_time if mark is not None else None
+            handled = handle(record, batch.day, stream_time, limit_of, now, self.settings, rules)
             decision = handled.decision
             if handled.letter is not None:
                 self.metrics.dead_letter(handled.letter.error)
@@ -133,11 +165,12 @@ class Processor:
                 self.metrics.outcome(decision.outcome, len(decision.fired), shadow)
                 if decision.day is not None and handled.key is not None:
                     batch.set(partition, handled.key, decision.day)
-                if decision.stream_time is not None and decision.stream_time != mark.stream_time:
-                    mark = mark._replace(stream_time=decision.stream_time)
+                if decision.stream_time is not None and decision.stream_time != stream_time:
+                    stream_times[partition] = decision.stream_time
                     self._drop_expired_days(batch, partition, decision.stream_time)
             outputs.add(record, handled, now)
-            progress[partition] = mark._replace(next_offset=record.offset + 1)
+            next_offsets[partition] = record.offset + 1
+        progress = {p: Progress(offset, stream_times[p]) for p, offset in next_offsets.items()}
         for partition, mark in progress.items():
             batch.set(partition, progress_key(partition), mark)
         await self.checkpoint.commit(batch, outputs, list(progress))

@@ -30,13 +30,13 @@ has no rule fired yet but `daily_count`'s alert.
 
 from __future__ import annotations
 
-import base64
 import struct
 from collections import deque
 from decimal import Decimal
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 
 HASH_BYTES = 8
@@ -120,24 +120,32 @@ class RuleDay:
     def entries(self) -> list[tuple[int, Decimal]]:
         return [(at, Decimal(a)) for at, a in zip(self.times, self.amounts)]
 
-    def to_json(self) -> dict[str, Any]:
-        v: dict[str, Any] = {"n": self.count, "s": str(self.value), "f": self.first_seen_at, "m": self.measure,
-                             "x": {tier: list(f) if f.shadow else list(f)[:-1] for tier, f in self.fired.items()}}
-        if self.times:
-            v["t"] = base64.b64encode(struct.pack(f"<{len(self.times)}q", *self.times)).decode()
-            v["a"] = ",".join(self.amounts) if self.measure == "amount" else None
-            v["o"] = self.opens
-        if self.window != "calendar_day":
-            v["w"] = self.window
-        return v
+    def stored(self) -> "RuleValue":
+        if not self.times:
+            return RuleValue(self.count, self.value, self.first_seen_at, self.measure, self.fired, w=self.window)
+        return RuleValue(self.count, self.value, self.first_seen_at, self.measure, self.fired,
+                         struct.pack(f"<{len(self.times)}q", *self.times),
+                         ",".join(self.amounts) if self.measure == "amount" else None, self.opens, self.window)
 
     @classmethod
-    def from_json(cls, v: dict[str, Any]) -> "RuleDay":
-        raw = base64.b64decode(v.get("t", ""))
-        times = list(struct.unpack(f"<{len(raw) // 8}q", raw))
-        amounts = v["a"].split(",") if v.get("a") else ["1"] * len(times)
-        return cls(v["m"], v["n"], Decimal(v["s"]), v["f"], {tier: Fired(*f) for tier, f in v["x"].items()},
-                   times, amounts, v.get("o", []), v.get("w", "calendar_day"))
+    def of(cls, v: "RuleValue") -> "RuleDay":
+        times = list(struct.unpack(f"<{len(v.t) // 8}q", v.t)) if v.t else []
+        amounts = v.a.split(",") if v.a else ["1"] * len(times)
+        return cls(v.m, v.n, v.s, v.f, v.x, times, amounts, v.o, v.w)
+
+
+class RuleValue(msgspec.Struct, omit_defaults=True, gc=False):
+    """A `RuleDay` as stored (the keys of its docstring; "t" as base64, by msgspec's codec)."""
+
+    n: int
+    s: Decimal
+    f: str | None
+    m: str
+    x: dict[str, Fired]
+    t: bytes = b""
+    a: str | None = None
+    o: list[int] = msgspec.field(default_factory=list)
+    w: str = "calendar_day"
 
 
 def id_hash(transaction_id: str) -> bytes:
@@ -161,7 +169,7 @@ class DayCount:
         self.count = count
         self.head: list[str] = head if head is not None else []  # full ids, up to the crossing one
         self.recent: deque[bytes] = recent if recent is not None else deque()  # hashes after it
-        self._recent_set = set(self.recent)
+        self._recent_set = set(self.recent) if self.recent else set()
         self.crossing = crossing
         self.limit = limit  # the limit in force when the day crossed it
         self.late = late
@@ -195,29 +203,60 @@ class DayCount:
         self.recent.append(digest)
         self._recent_set.add(digest)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"v": FORMAT, "u": self.user_id, "d": self.date, "z": self.zone, "p": self.partition, "e": self.end,
-                "f": self.first_seen_at, "n": self.count, "i": self.head,
-                "h": base64.b64encode(b"".join(self.recent)).decode(), "x": self.crossing, "l": self.limit,
-                "t": self.late, "r": {name: rule.to_json() for name, rule in self.rules.items()}}
+    def stored(self) -> "DayValue":
+        return DayValue(self.user_id, self.date, self.zone, self.partition, self.end, self.first_seen_at, self.head,
+                        self.crossing, self.limit, self.late, self.count, b"".join(self.recent),
+                        {name: rule.stored() for name, rule in self.rules.items()}, FORMAT)
 
     @classmethod
-    def from_json(cls, v: dict[str, Any]) -> "DayCount":
-        if "v" not in v:  # the format before: every counted id, in full
-            ids, crossing = v["i"], v["x"]
+    def of(cls, v: "DayValue") -> "DayCount":
+        if v.v == 1:  # the format before: every counted id, in full
+            ids, crossing = v.i, v.x
             cut = ids.index(crossing) + 1 if crossing is not None else len(ids)
-            day = cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], len(ids), ids[:cut], None, crossing, v["l"], v["t"])
+            day = cls(v.u, v.d, v.z, v.p, v.e, v.f, len(ids), ids[:cut], None, crossing, v.l, v.t)
             for tid in ids[cut:][-WINDOW:]:
                 day._remember(id_hash(tid))
             return day
-        raw = base64.b64decode(v["h"])
-        recent = deque(raw[i:i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES))
-        rules = {name: RuleDay.from_json(rule) for name, rule in v.get("r", {}).items()}
-        return cls(v["u"], v["d"], v["z"], v["p"], v["e"], v["f"], v["n"], v["i"], recent, v["x"], v["l"], v["t"], rules)
+        raw = v.h
+        recent = deque(raw[i:i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES)) if raw else None
+        rules = {name: RuleDay.of(rule) for name, rule in v.r.items()}
+        return cls(v.u, v.d, v.z, v.p, v.e, v.f, v.n, v.i, recent, v.x, v.l, v.t, rules)
+
+
+class DayValue(msgspec.Struct, gc=False):
+    """A `DayCount` as stored: the JSON object of the module docstring ("h" as base64). A value of
+    the format before has no "v", "n", "h" or "r"."""
+
+    u: str
+    d: str
+    z: str
+    p: int
+    e: float
+    f: str
+    i: list[str]
+    x: str | None
+    l: int | None  # noqa: E741 (the stored key)
+    t: bool
+    n: int = 0
+    h: bytes = b""
+    r: dict[str, RuleValue] = msgspec.field(default_factory=dict)
+    v: int = 1
+
+
+_DAY = msgspec.json.Decoder(DayValue)
+_ENCODER = msgspec.json.Encoder()
+_BUFFER = bytearray()
+
+
+def encode_day(day: DayCount) -> bytes:
+    """A day's stored bytes, in an exact-size copy: a value kept in memory should cost its size,
+    not the encoder's output buffer (the worker's event loop is its one caller)."""
+    _ENCODER.encode_into(day.stored(), _BUFFER)
+    return bytes(_BUFFER)
 
 
 def decode_day(raw: bytes) -> DayCount:
-    return DayCount.from_json(orjson.loads(raw))
+    return DayCount.of(_DAY.decode(raw))
 
 
 def day_count(value: dict[str, Any]) -> int:

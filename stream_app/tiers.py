@@ -95,7 +95,7 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
     fired = [(name.split("@")[0], f) for r in kept for name, f in r.fired.items() if "@" in name]
     count, value = len(inside), measured(rule, inside)
     out: list[str] = []
-    for tier in sorted(rule.tiers, key=lambda t: t.name != "warn"):
+    for tier in rule.tiers:  # warn first (`paylimit.rules.Rule`)
         if any(name == tier.name and same(f) for name, f in fired):
             continue
         if tier.name == "warn" and any(name == "alert" and same(f) for name, f in fired):
@@ -116,11 +116,11 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
     `neighbours`: the user's other days a 24 h window may reach (their values are only read)."""
     fired: list[tuple[str, str]] = []
     for rule in rules:
-        if not passes(rule, tx):
-            continue
         default = rule.name == DEFAULT_RULE
+        if not default and not passes(rule, tx):  # daily_count counts every succeeded transaction
+            continue
         state = day.rules.get(rule.name)
-        if state is None or (state.measure, state.window) != (rule.measure, rule.window):
+        if state is None or state.measure != rule.measure or state.window != rule.window:
             # new today, or its measure or window changed: it counts again from here (what fired stays fired)
             state = day.rules[rule.name] = RuleDay(rule.measure, first_seen_at=tx.occurred_at.isoformat(),
                                                    fired=state.fired if state else None, window=rule.window)
@@ -132,21 +132,24 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
             continue
         if default:  # the day's own count (a day counted before rules existed has no RuleDay yet)
             state.count, state.value = day.count, Decimal(day.count)
+            limit = Decimal(daily_limit)
+            over_before = day.crossing is not None and day.crossing != tx.transaction_id
         else:
             state.count += 1
             state.value += 1 if rule.measure == "count" else tx.amount
-        limit = Decimal(daily_limit) if default else rule.limit_for(tx.user_id)
-        over_before = (day.crossing not in (None, tx.transaction_id)) if default else "alert" in state.fired
-        for tier in sorted(rule.tiers, key=lambda t: t.name != "warn"):
-            if default and tier.name == "alert":
+            limit = rule.limit_for(tx.user_id)
+            over_before = "alert" in state.fired
+        for tier in rule.tiers:  # warn first (`paylimit.rules.Rule`)
+            name = tier.name
+            if default and name == "alert":
                 if day.crossing == tx.transaction_id:
                     fired.append((rule.name, "alert"))
                 continue
-            if tier.name == "warn" and over_before:
+            if name == "warn" and over_before:
                 continue  # a heads-up never follows its rule's alert (a limit or a rule changed meanwhile)
-            if tier.name not in state.fired and reached(tier.name, tier.percent, state.value, limit):
+            if name not in state.fired and reached(name, tier.percent, state.value, limit):
                 first = datetime.fromisoformat(day.first_seen_at if default else state.first_seen_at or "")
-                state.fired[tier.name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late,
-                                               rule.measure, None, micros(first), rule.shadow)
-                fired.append((rule.name, tier.name))
+                state.fired[name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late,
+                                          rule.measure, None, micros(first), rule.shadow)
+                fired.append((rule.name, name))
     return fired

@@ -5,15 +5,14 @@ from __future__ import annotations
 import orjson
 
 from paylimit.cli.chaos import crossing_counted
-from stream_app.batch import encode_value
-from stream_app.state import DayCount
+from stream_app.state import DayCount, encode_day
 
 
 def stored_after(ids: list[str], limit: int) -> bytes:
     day = DayCount("u1", "2026-03-10", "Asia/Kolkata", 0, 0.0, "2026-03-10T01:00:00+05:30")
     for tid in ids:
         day.add(tid, limit, False)
-    return encode_value(day.to_json())
+    return encode_day(day)
 
 
 def test_the_write_that_counts_the_crossing_names_it() -> None:

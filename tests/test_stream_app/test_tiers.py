@@ -16,8 +16,7 @@ from producer_sim.oracle import expected_outcome
 from stream_app.counting import Outcome
 from stream_app.handling import Outputs, handle
 from stream_app.reader import Record
-from stream_app.state import decode_day
-from stream_app.batch import encode_value
+from stream_app.state import decode_day, encode_day
 
 SETTINGS = get_settings(kafka_bootstrap_servers="localhost:1", daily_limit=10)
 NOW = datetime(2026, 3, 20, tzinfo=timezone.utc)
@@ -64,7 +63,7 @@ class Worker:
                          effective_rules({r.name: r for r in rules}, SETTINGS.daily_limit))
         assert handled.decision is not None and handled.key is not None
         if handled.decision.day is not None:
-            self.days[handled.key] = encode_value(handled.decision.day.to_json())  # a round trip through the codec
+            self.days[handled.key] = encode_day(handled.decision.day)  # a round trip through the codec
         self.stream_time = handled.decision.stream_time
         outputs = Outputs()
         outputs.add(record, handled, NOW)

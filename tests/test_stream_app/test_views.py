@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from paylimit.rules import effective_rules
-from stream_app.batch import encode_value
-from stream_app.state import DayCount
+from stream_app.state import DayCount, encode_day
 from stream_app.views import usage
 
 
@@ -14,7 +13,7 @@ def stored(user: str, on: str, zone: str, count: int) -> tuple[str, bytes]:
     day = DayCount(user, on, zone, 0, 0.0, f"{on}T01:00:00+00:00")
     for i in range(count):
         day.add(f"t{i}", 3, False)
-    return f"{user}|{on}", encode_value(day.to_json())
+    return f"{user}|{on}", encode_day(day)
 
 
 def test_today_is_the_users_own_local_day() -> None:
