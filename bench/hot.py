@@ -1,6 +1,7 @@
 """One hot user among spread users on one partition: the worker's records per second in each phase.
 
-`python -m bench.hot [--hot 100000]` loads, on partition 0 of a fresh topic, spread users (each at
+A phase of `python -m bench` (`run_hot`, with 30,000 by default); `python -m bench.hot [--hot 100000]`
+runs it alone. It loads, on partition 0 of a fresh topic, spread users (each at
 its limit), then one user's `--hot` succeeded transactions in one day (with three duplicates:
 before, of and after the crossing one), then users after it who each go over the limit; starts
 one `paylimit worker` and reports each phase's rate from the worker's /stats (its `consumed`

@@ -62,8 +62,10 @@ def _sustained(t: Table, label: str, s: dict, verdict: str) -> None:
 def keeps_up_line(result: dict) -> str:
     """The figure a user asks first, printed after the table."""
     keeps_up = result.get("keeps_up", {})
-    if "error" in keeps_up or not keeps_up.get("steps"):
-        return f"one worker's stepped rates did not run: {keeps_up.get('error', 'no step')}"
+    if "error" in keeps_up:
+        return f"one worker's stepped rates failed: {keeps_up['error']}"
+    if not keeps_up.get("steps"):
+        return "one worker's stepped rates did not run"
     if keeps_up["rate"] is None:
         return (f"one worker keeps up with none of the stepped rates (not even {keeps_up['steps'][0]['target_rate']:,} "
                 f"tx/s) with p99 under {P99_MS:.0f} ms on this machine")
@@ -101,8 +103,8 @@ def table(result: dict) -> Table:
     if hot:
         t.add_row("one hot user's records", _n(hot.get("hot_per_s"), " rec/s"), "",
                   hot.get("error", f"{_n(hot.get('hot'))} tx in a day, after spread users at "
-                                   f"{_n(hot.get('spread_per_s'))} rec/s: {_n(hot.get('ratio'), 'x', 2)} of their "
-                                   f"rate (target within 20 %)"))
+                                   f"{_n(hot.get('spread_per_s'))} rec/s: hot/spread {_n(hot.get('ratio'), '', 2)} "
+                                   f"(target: within 20 %)"))
     for s in result.get("keeps_up", {}).get("steps", []):
         _sustained(t, "stepped", s, "held" if s["held"] else "not held")
     if "error" in result.get("keeps_up", {}):
