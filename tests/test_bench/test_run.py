@@ -54,6 +54,7 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
     _number(result, "cluster", "ceiling", "steady_events_per_s")
     for figure in ("events_per_s", "steady_events_per_s", "ratio"):
         _number(result, "quix_peer", figure)
+    _number(result, "catchup", "workers_1", "vs_peer")  # issue 21's target: at least 2x the peer
     [sustained] = result["sustained"]
     for figure in ("achieved_rate", "max_lag", "alerts"):
         _number(sustained, figure)
