@@ -26,6 +26,12 @@ def main(
     rates: Annotated[Optional[str], typer.Option(help="Sustained rates, tx/s, comma-separated (default "
                                           f"{','.join(map(str, BenchConfig.rates))})")] = None,
     duration: Annotated[Optional[float], typer.Option(help=f"Seconds per sustained rate (default {BenchConfig.duration:.0f})")] = None,
+    steps: Annotated[Optional[str], typer.Option(help="Rates stepped up until one worker no longer keeps up, tx/s, "
+                                          f"comma-separated (default {','.join(map(str, BenchConfig.steps))})")] = None,
+    step_duration: Annotated[Optional[float], typer.Option(help="Seconds per stepped rate (default "
+                                                                f"{BenchConfig.step_duration:.0f})")] = None,
+    hot: Annotated[Optional[int], typer.Option(help="The hot user's transactions in a day (default "
+                                                    f"{BenchConfig.hot:,})")] = None,
     catchup_timeout: Annotated[Optional[float], typer.Option(help="Seconds a catch-up may take before it is reported from its progress")] = None,
     peer: Annotated[bool, typer.Option(help="Run the Quix Streams peer")] = True,
     cluster: Annotated[bool, typer.Option(help="Also the catch-ups with 1, 2, 3 workers on a local cluster "
@@ -36,13 +42,9 @@ def main(
     """Measure paylimit against a bare-consumer ceiling and a Quix Streams peer, in one run."""
     config = quick(BenchConfig()) if quick_run else BenchConfig()
     given: dict[str, Any] = {"records": records, "users": users, "partitions": partitions, "duration": duration,
-             "catchup_timeout": catchup_timeout}
+             "catchup_timeout": catchup_timeout, "step_duration": step_duration, "hot": hot,
+             "rates": _ints("--rates", rates) if rates else None, "steps": _ints("--steps", steps) if steps else None}
     config = replace(config, **{k: v for k, v in given.items() if v is not None}, peer=peer, cluster=cluster, results_dir=results_dir)
-    if rates:
-        try:
-            config = replace(config, rates=tuple(int(r) for r in rates.split(",") if r.strip()))
-        except ValueError:
-            raise typer.BadParameter(f"--rates must be integers separated by commas, not {rates!r}") from None
     console = Console(stderr=json_out)
     if not console.is_terminal:
         console = Console(stderr=json_out, width=140)  # a log file gets the table unwrapped
@@ -52,9 +54,17 @@ def main(
         print(report.json.dumps(result, indent=2))
     else:
         console.print(report.table(result))
+        console.print(report.keeps_up_line(result))
         console.print(f"written {path} (and latest.json)")
     if result.get("failed"):
         raise typer.Exit(1)
+
+
+def _ints(option: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{option} must be integers separated by commas, not {text!r}") from None
 
 
 if __name__ == "__main__":

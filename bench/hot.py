@@ -1,6 +1,7 @@
 """One hot user among spread users on one partition: the worker's records per second in each phase.
 
-`python -m bench.hot [--hot 100000]` loads, on partition 0 of a fresh topic, spread users (each at
+A phase of `python -m bench` (`run_hot`, with 30,000 by default); `python -m bench.hot [--hot 100000]`
+runs it alone. It loads, on partition 0 of a fresh topic, spread users (each at
 its limit), then one user's `--hot` succeeded transactions in one day (with three duplicates:
 before, of and after the crossing one), then users after it who each go over the limit; starts
 one `paylimit worker` and reports each phase's rate from the worker's /stats (its `consumed`
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Callable
 
 import typer
 from rich.console import Console
@@ -72,7 +73,8 @@ def produce(settings: Settings, records: list[tuple[int, bytes | None, bytes | N
     produce_all(settings, settings.topic_transactions, records)
 
 
-def follow(pipeline: Pipeline, total: int, timeout: float) -> list[tuple[float, int]]:
+def follow(pipeline: Pipeline, total: int, timeout: float,
+           on_progress: Callable[[int], None] = lambda _n: None) -> list[tuple[float, int]]:
     """(time, the worker's consumed count) every 50 ms until it has consumed `total`; raises
     InfraError if the worker stops, AssertionError on the timeout."""
     seen: list[tuple[float, int]] = []
@@ -82,20 +84,44 @@ def follow(pipeline: Pipeline, total: int, timeout: float) -> list[tuple[float, 
         pipeline.check_running()
         consumed = int(pipeline.worker_metrics().get("consumed", 0))
         if consumed:
+            on_progress(consumed - (seen[-1][1] if seen else 0))
             seen.append((time.monotonic(), consumed))
         time.sleep(0.05)
     return seen
 
 
-def phase_rates(seen: list[tuple[float, int]], load: HotLoad) -> dict[str, float]:
+def phase_rates(seen: list[tuple[float, int]], load: HotLoad) -> dict[str, float | None]:
     """Records per second of the spread and the hot phase, between the first looks past each end
-    (the spread phase from its first 2,000: the worker's start is not its rate)."""
-    def rate(start: int, end: int) -> float:
+    (the spread phase from its first 2,000: the worker's start is not its rate); None for a phase
+    that passed between two looks."""
+    def rate(start: int, end: int) -> float | None:
         (t0, c0), (t1, c1) = next(s for s in seen if s[1] >= start), next(s for s in seen if s[1] >= end)
-        return round((c1 - c0) / (t1 - t0)) if t1 > t0 else float("nan")
+        return round((c1 - c0) / (t1 - t0)) if t1 > t0 else None
 
     return {"spread_per_s": rate(2_000, load.ends["spread"]),
             "hot_per_s": rate(load.ends["spread"], load.ends["hot"])}
+
+
+def run_hot(settings: Settings, hot: int, spread_users: int, timeout: float,
+            on_total: Callable[[int], Callable[[int], None]] = lambda _total: lambda _n: None) -> dict[str, Any]:
+    """Load the phases on `settings`' topic (partition 0), run one worker through them; each phase's
+    rate, the hot one's as a share of the spread one's (`ratio`: 1.0 is the same cost a record).
+    `on_total(records)` gives the callback that is told of each step of the worker's progress."""
+    ensure_topics(settings)
+    load = hot_load(hot, spread_users)
+    produce(settings, load.records)
+    pipeline = Pipeline(settings)
+    pipeline.add_worker()
+    try:
+        seen = follow(pipeline, len(load.records), timeout, on_total(len(load.records)))
+        metrics = pipeline.worker_metrics()
+    finally:
+        pipeline.stop()
+    rates = phase_rates(seen, load)
+    spread, hot_rate = rates["spread_per_s"], rates["hot_per_s"]
+    return {"hot": hot, "spread_records": load.ends["spread"], "records": len(load.records), **rates,
+            "ratio": round(hot_rate / spread, 3) if hot_rate and spread else None,
+            "counted": metrics["counted"], "duplicates": metrics["duplicates"], "alerts": metrics["alerts_sent"]}
 
 
 def main(hot: Annotated[int, typer.Option(help="The hot user's transactions in the day")] = 100_000) -> None:
@@ -105,19 +131,8 @@ def main(hot: Annotated[int, typer.Option(help="The hot user's transactions in t
     console = Console()
     with infra(get_settings(), console) as base:
         settings = phase_settings(base, base.home / "hot" / str(int(time.time())), "hot", 1)
-        ensure_topics(settings)
-        load = hot_load(hot)
-        produce(settings, load.records)
-        pipeline = Pipeline(settings)
-        pipeline.add_worker()
-        try:
-            seen = follow(pipeline, len(load.records), timeout=600)
-            metrics = pipeline.worker_metrics()
-        finally:
-            pipeline.stop()
-    console.print(f"hot user: {hot:,} transactions; {phase_rates(seen, load)}; counted {metrics['counted']:,}, "
-                  f"duplicates {metrics['duplicates']}, alerts {metrics['alerts_sent']}, "
-                  f"worker log {Path(settings.home) / 'logs'}")
+        out = run_hot(settings, hot, spread_users=3_000, timeout=600)
+    console.print(f"hot user: {out}; worker log {Path(settings.home) / 'logs'}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.steps import P99_MS
+
 
 def write(result: dict, results_dir: Path) -> Path:
     """`results_dir/<timestamp>.json` and a copy as `latest.json`; returns the former."""
@@ -38,10 +40,37 @@ def _catchups(t: Table, rows: list[tuple[str, str, dict]]) -> None:
         if "error" in c:
             t.add_row(label, "failed", "", c["error"][:80])
             continue
-        t.add_row(label, _n(c.get("events_per_s"), " ev/s"), _pct(c.get("ratio")),
-                  "start -> lag 0" if c.get("complete", True) else
-                  f"timed out: rate to its last record; lag {_n(c.get('lag_at_end'))} not committed")
+        peer = f" · {c['vs_peer']:.2f}x the peer" if "vs_peer" in c else ""
+        target = "; target >= 35 % and >= 2x the peer" if peer and key == "workers_1" else ""
+        t.add_row(label, _n(c.get("events_per_s"), " ev/s"), _pct(c.get("ratio")) + peer,
+                  ("start -> lag 0" if c.get("complete", True) else
+                   f"timed out: rate to its last record; lag {_n(c.get('lag_at_end'))} not committed") + target)
         t.add_row("  steady (first record -> end)", _n(c.get("steady_events_per_s"), " ev/s"), _pct(c.get("steady_ratio")), "")
+
+
+def _sustained(t: Table, label: str, s: dict, verdict: str) -> None:
+    """One sustained rate's row (bench/sustained.py's figures)."""
+    if "error" in s:
+        t.add_row(label, "failed", "", s["error"][:80])
+        return
+    lat = s["latency_ms"]
+    t.add_row(f"{label} {s['target_rate']:,} tx/s", _n(s["achieved_rate"], " tx/s"), verdict,
+              f"max lag {s['max_lag']:,}; drain {_n(s['drain_s'], ' s', 1)}; {s['alerts']} alerts: "
+              f"p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} / p99 {lat['p99']:.0f} ms (target < {P99_MS:.0f})")
+
+
+def keeps_up_line(result: dict) -> str:
+    """The figure a user asks first, printed after the table."""
+    keeps_up = result.get("keeps_up", {})
+    if "error" in keeps_up:
+        return f"one worker's stepped rates failed: {keeps_up['error']}"
+    if not keeps_up.get("steps"):
+        return "one worker's stepped rates did not run"
+    if keeps_up["rate"] is None:
+        return (f"one worker keeps up with none of the stepped rates (not even {keeps_up['steps'][0]['target_rate']:,} "
+                f"tx/s) with p99 under {P99_MS:.0f} ms on this machine")
+    every = " (every step held: the highest offered)" if all(s["held"] for s in keeps_up["steps"]) else ""
+    return f"one worker keeps up with {keeps_up['rate']:,} tx/s with p99 under {P99_MS:.0f} ms on this machine{every}"
 
 
 def table(result: dict) -> Table:
@@ -69,20 +98,25 @@ def table(result: dict) -> Table:
         _catchups(t, [(f"workers_{w}", f"catch-up on three brokers, {w} worker{'s' if w > 1 else ''}", cluster)
                       for w in (1, 2, 3)])
     for s in result.get("sustained", []):
-        if "error" in s:
-            t.add_row("sustained", "failed", "", s["error"][:80])
-            continue
-        lat = s["latency_ms"]
-        t.add_row(f"sustained {s['target_rate']:,} tx/s", _n(s["achieved_rate"], " tx/s"), "",
-                  f"max lag {s['max_lag']:,}; drain {_n(s['drain_s'], ' s', 1)}; {s['alerts']} alerts: "
-                  f"p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} / p99 {lat['p99']:.0f} ms")
+        _sustained(t, "sustained", s, "")
+    hot = result.get("hot_user", {})
+    if hot:
+        t.add_row("one hot user's records", _n(hot.get("hot_per_s"), " rec/s"), "",
+                  hot.get("error", f"{_n(hot.get('hot'))} tx in a day, after spread users at "
+                                   f"{_n(hot.get('spread_per_s'))} rec/s: hot/spread {_n(hot.get('ratio'), '', 2)} "
+                                   f"(target: within 20 %)"))
+    for s in result.get("keeps_up", {}).get("steps", []):
+        _sustained(t, "stepped", s, "held" if s["held"] else "not held")
+    if "error" in result.get("keeps_up", {}):
+        t.add_row("stepped", "failed", "", result["keeps_up"]["error"][:80])
     mem = result.get("memory", {})
     t.add_row("worker RSS per 100k active users", _n(mem.get("per_100k_users_mb"), " MB", 1), "",
               f"RSS {_n(mem.get('rss_mb'), ' MB', 1)} with {_n(mem.get('active_users'))} users "
-              f"(start {_n(mem.get('rss_start_mb'), ' MB', 1)} at its first records; growth {_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k)")
+              f"(start {_n(mem.get('rss_start_mb'), ' MB', 1)} at its first records; growth {_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k); "
+              "target <= 45 MB")
     rec = result.get("recovery", {})
     t.add_row("recovery after kill -9: first record", _n(rec.get("to_first_record_s"), " s", 1), "",
-              rec.get("error", f"at {_n(rec.get('rate'))} tx/s"))
+              rec.get("error", f"at {_n(rec.get('rate'))} tx/s; target <= 3 s"))
     t.add_row("recovery after kill -9: caught up", _n(rec.get("to_caught_up_s"), " s", 1), "",
               "" if "error" in rec else f"lag back to <= {_n(rec.get('normal_lag'))}" if rec.get("caught_up")
               else f"not within the timeout: lag stayed at {_n(rec.get('lag_at_end'))} (commits stalled?)")

@@ -3,7 +3,8 @@
 Phases: pre-load -> ceiling -> stream_app catch-up with 1 worker (and its memory) and with 2 (and
 3 with `--cluster`) -> with `--cluster`, the same on a local cluster of three brokers (its own
 pre-load, ceiling and catch-ups with 1, 2 and 3 workers) -> Quix Streams peer -> sustained end to
-end at each rate -> recovery after kill -9. Each phase
+end at each rate -> one hot user among spread users (bench/hot.py) -> the rate stepped up until
+one worker no longer keeps up (bench/steps.py) -> recovery after kill -9. Each phase
 has its own topics, consumer groups and PAYLIMIT_HOME (under the run's directory), so a run
 never touches another's data. A phase that fails is recorded with its error and the run goes on.
 """
@@ -25,9 +26,11 @@ from bench import machine
 from bench.catchup import run_catchup
 from bench.ceiling import run_ceiling
 from bench.config import BenchConfig
+from bench.hot import run_hot
 from bench.load import LoadResult, preload
 from bench.peer import run_quix_peer
 from bench.recovery import run_recovery
+from bench.steps import run_steps
 from bench.sustained import run_sustained
 from paylimit.runtime import local
 from paylimit.settings import Settings
@@ -139,6 +142,10 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
             return p.throughput.as_dict(ceiling) | {"version": p.version, "alerts": p.alerts}
 
         result["quix_peer"] = phases.run("Quix Streams peer", do_peer) if config.peer else {"skipped": True}
+        peer_rate = result["quix_peer"].get("events_per_s")
+        for c in result["catchup"].values():
+            if peer_rate and "events_per_s" in c:
+                c["vs_peer"] = round(c["events_per_s"] / peer_rate, 2)
 
         def do_sustained() -> dict:
             s = phase_settings(base, run_home, "sustained", config.partitions)
@@ -150,6 +157,21 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
         sustained = phases.run("sustained end to end", do_sustained)
         result["sustained"] = sustained.get("rates", [sustained])
         result["rss_idle_mb"] = sustained.get("rss_idle_mb")
+
+        def do_hot() -> dict:
+            s = phase_settings(base, run_home, "hot", 1)
+            return run_hot(s, config.hot, config.hot_spread_users, config.catchup_timeout,
+                           lambda total: phases.advance(f"one hot user, {config.hot:,} tx", total))
+
+        result["hot_user"] = phases.run("one hot user", do_hot)
+
+        def do_steps() -> dict:
+            s = phase_settings(base, run_home, "steps", config.partitions)
+            return run_steps(s, list(config.steps), config.step_duration, config.users, config.heavy_share,
+                             config.drain_timeout,
+                             lambda rate: phases.advance(f"keeps up with {rate:,} tx/s?", int(rate * config.step_duration)))
+
+        result["keeps_up"] = phases.run("one worker's rate, stepped", do_steps)
 
         def do_recovery() -> dict:
             done = phases.advance("recovery after kill -9", 1)

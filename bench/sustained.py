@@ -65,8 +65,10 @@ def drain(pipeline: Pipeline, timeout: float) -> float | None:
 
 
 def run_sustained(settings: Settings, rates: list[int], duration: float, users: int, heavy_share: float,
-                  drain_timeout: float, on_rate: Callable[[int], Callable[[int], None]]) -> SustainedRun:
-    """Start worker + notifier, warm up, then run each rate in turn on the same pipeline."""
+                  drain_timeout: float, on_rate: Callable[[int], Callable[[int], None]],
+                  last: Callable[[dict], bool] = lambda _rate: False) -> SustainedRun:
+    """Start worker + notifier, warm up, then run each rate in turn on the same pipeline (up to the
+    first whose figures `last` takes for the last one)."""
     pipeline = Pipeline(settings)
     pipeline.start(workers=1)
     try:
@@ -74,8 +76,11 @@ def run_sustained(settings: Settings, rates: list[int], duration: float, users: 
         if drain(pipeline, max(drain_timeout, 120)) is None:
             raise InfraError(f"the pipeline did not take the warm-up records; see {pipeline.workers[0].log}")
         rss_idle = rss_mb(pipeline.workers[0].pid)
-        out = [_one_rate(pipeline, settings, rate, duration, users, heavy_share, drain_timeout, on_rate(rate))
-               for rate in rates]
+        out: list[dict] = []
+        for rate in rates:
+            out.append(_one_rate(pipeline, settings, rate, duration, users, heavy_share, drain_timeout, on_rate(rate)))
+            if last(out[-1]):
+                break
         return SustainedRun(out, rss_idle)
     finally:
         pipeline.stop()

@@ -37,7 +37,7 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
     env = {"PAYLIMIT_KAFKA_BOOTSTRAP_SERVERS": services[0], "PAYLIMIT_REDIS_URL": services[1],
            "PAYLIMIT_HOME": str(tmp_path / "home")}
     args = ["--quick", "--records", "3000", "--users", "300", "--rates", "200", "--duration", "3", "--cluster",
-            "--results-dir", str(results)]
+            "--hot", "2000", "--steps", "200,400", "--step-duration", "2", "--results-dir", str(results)]
     outcome = CliRunner().invoke(cli, args, env=env)
     assert outcome.exit_code == 0, outcome.output
 
@@ -54,6 +54,7 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
     _number(result, "cluster", "ceiling", "steady_events_per_s")
     for figure in ("events_per_s", "steady_events_per_s", "ratio"):
         _number(result, "quix_peer", figure)
+    _number(result, "catchup", "workers_1", "vs_peer")  # issue 21's target: at least 2x the peer
     [sustained] = result["sustained"]
     for figure in ("achieved_rate", "max_lag", "alerts"):
         _number(sustained, figure)
@@ -62,6 +63,16 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
     assert sustained["alerts"] > 0  # heavy users cross the limit during the run
     for figure in ("rss_mb", "per_100k_users_mb", "active_users"):
         _number(result, "memory", figure)
+    hot = result["hot_user"]  # one user's 2,000 transactions after spread users, on one partition
+    for figure in ("spread_per_s", "hot_per_s", "ratio"):
+        _number(hot, figure)
+    assert hot["counted"] == hot["records"] - hot["duplicates"] and hot["duplicates"] == 2
+    # the rates stepped up until one does not hold: each step's figures and verdict, the highest that held
+    steps = result["keeps_up"]["steps"]
+    assert [s["target_rate"] for s in steps] == [200, 400][:len(steps)] and steps
+    assert all(isinstance(s["held"], bool) and "p99" in s["latency_ms"] for s in steps)
+    assert result["keeps_up"]["rate"] == max((s["target_rate"] for s in steps if s["held"]), default=None)
+    assert "one worker keeps up with" in outcome.output
     _number(result, "recovery", "to_first_record_s")
     # catching up is a figure too; when it did not happen, the lag left over is the figure
     _number(result, "recovery", "to_caught_up_s" if result["recovery"]["caught_up"] else "lag_at_end")
