@@ -42,7 +42,9 @@ class TransactionReader:
 
     def _consumer(self, prefetch_kbytes: int) -> Consumer:
         # the workers' group id, only to read its committed offsets: an assigned consumer never
-        # joins the group; librdkafka's default prefetch (64 MB) would only cost memory. The broker
+        # joins the group. The stream prefetches 8 MB (librdkafka's default is 64 MB): with 2 MB a
+        # catch-up's batches averaged 440 records and the worker waited on fetches for 6 s of 13.5
+        # (300,000 records); with 8 MB, 1,500 records and 0.9 s, and the catch-up ran 1.6x faster. The broker
         # answers a fetch when it has a batch's worth or the batch window has passed: one fetch
         # per window under a steady stream, not one per record (the broker's CPU is shared here).
         return Consumer(self.settings.kafka_client_config(**{
@@ -54,7 +56,7 @@ class TransactionReader:
     def assign(self, offsets: dict[int, int]) -> None:
         """Stream these partitions from these offsets (replacing any earlier assignment)."""
         if self._stream is None:
-            self._stream = self._consumer(2048)
+            self._stream = self._consumer(8192)
         try:
             self._stream.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
         except KafkaException as exc:
