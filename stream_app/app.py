@@ -25,7 +25,7 @@ from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
 from stream_app.exporter import worker_registry
 from stream_app.faust_credentials import broker_credentials
-from stream_app.faust_internals import FaustGroup, check, key_partitions, recovered, store_dict
+from stream_app.faust_internals import FaustGroup, PromptTableManager, check, key_partitions, recovered, store_dict
 from stream_app.processor import Processor
 from stream_app.restore import STORE_URL
 from stream_app.views import register_views
@@ -105,6 +105,7 @@ def build_app(settings: Settings) -> faust.App:
         web_tables_enabled=False, web_router_enabled=False, web_stats_enabled=False, web_graph_enabled=False,
         web_application_options={"middlewares": [host_check(allowed_hosts(settings, settings.advertised_url))]},
         datadir=str(settings.home / "worker"),
+        TableManager=PromptTableManager,  # starts a second sooner
     )
     # subscribed so that faust assigns the worker its partitions, co-partitioned with `days`; the
     # records are the reader's (`stream_app.reader`). acks=False: faust never commits offsets of its
