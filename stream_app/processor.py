@@ -23,7 +23,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-import orjson
 
 from paylimit.errors import InfraError
 from paylimit.rules import Rule
@@ -39,7 +38,7 @@ from stream_app.metrics import Metrics
 from stream_app.writer import Writer
 from stream_app.reader import Record, TransactionReader
 from stream_app.rulebook import RuleBook
-from stream_app.state import Progress
+from stream_app.state import DayCount, Progress, day_placed
 
 log = logging.getLogger("paylimit.worker")
 
@@ -69,6 +68,9 @@ class Processor:
         self.lock = asyncio.Lock()  # the counting, the commit timer and a revocation take turns on the state
         self.checkpoint = Checkpoint(settings, Writer(settings), days, changelog, self.metrics, group, self.lock)
         self.cleaned_through: dict[int, float] = {}  # partition -> stream time of its last cleanup
+        # the earliest date of the days held (None: not known, as after a restore): a cleanup whose
+        # cutoff is before it has nothing to look at (a catch-up's days are all recent)
+        self.oldest: str | None = None
         self.rulebook = RuleBook(settings)  # the limit rules, refreshed before each batch
 
     async def next_offset(self, partition: int) -> int:
@@ -106,6 +108,7 @@ class Processor:
                         continue
                     generation = self.group.generation()
                     await off_loop(self.reader.assign, {p: await self.next_offset(p) for p in self.group.assigned()})
+                    self.oldest = None  # a rebalance restored days
                 self.group.pause(self.group.assigned())  # faust resumes them after a recovery; the reader reads them
                 if fetching is None:
                     fetching = loop.run_in_executor(None, self.fetch)
@@ -165,6 +168,8 @@ class Processor:
                 self.metrics.outcome(decision.outcome, len(decision.fired), shadow)
                 if decision.day is not None and handled.key is not None:
                     batch.set(partition, handled.key, decision.day)
+                    if self.oldest is not None and decision.day.date < self.oldest:
+                        self.oldest = decision.day.date
                 if decision.stream_time is not None and decision.stream_time != stream_time:
                     stream_times[partition] = decision.stream_time
                     self._drop_expired_days(batch, partition, decision.stream_time)
@@ -183,12 +188,21 @@ class Processor:
             return
         self.cleaned_through[partition] = stream_time
         cutoff = expiry_cutoff(stream_time, self.settings.retention)
+        if self.oldest is not None and self.oldest > cutoff:
+            return
+        oldest = "9999-12-31"
         for key, raw in list(self.days.values.items()):
-            if key[-10:] > cutoff or is_progress_key(key):  # day keys end with their date
+            if is_progress_key(key):
                 continue
-            value = orjson.loads(raw)  # a hot day's bytes may be behind it: its partition and end are not
-            if value["p"] == partition and expired(value["e"], stream_time, self.settings.retention):
-                batch.set(partition, key, None)
+            date = key[-10:]  # day keys end with their date
+            if date <= cutoff:
+                placed = day_placed(raw)  # a hot day's bytes may be behind it: its partition and end are not
+                if placed.p == partition and expired(placed.e, stream_time, self.settings.retention):
+                    batch.set(partition, key, None)
+                    continue
+            oldest = min(oldest, date)
+        staged = (value.date for _, value in batch.staged.values() if isinstance(value, DayCount))
+        self.oldest = min(oldest, *staged)  # this batch's days are not in the table yet
 
     async def revoke(self) -> None:
         """Partitions leave this worker (a rebalance, or the worker stops) only after the batch

@@ -255,6 +255,16 @@ def encode_day(day: DayCount) -> bytes:
     return bytes(_BUFFER)
 
 
+class Placed(msgspec.Struct, gc=False):
+    """Where a day value stands: its source partition and end (epoch s), the rest not decoded."""
+
+    p: int
+    e: float
+
+
+day_placed = msgspec.json.Decoder(Placed).decode
+
+
 def decode_day(raw: bytes) -> DayCount:
     return DayCount.of(_DAY.decode(raw))
 

@@ -174,3 +174,30 @@ def test_alerts_once_and_dead_letters_bad_records(make_settings: Callable[..., S
     day = decode_day(day_values["u1|2026-03-10"] or b"")
     assert (day.count, day.head, day.crossing) == (4, ["t0", "t1", "t2"], "t2")
     assert day.holds("t3") and not day.holds("t4")
+
+
+def test_expired_days_are_forgotten_including_a_late_one_older_than_the_rest(
+        make_settings: Callable[..., Settings]) -> None:
+    """The cleanup skips its scan while every day held is newer than its cutoff: a day counted in the
+    same batch as a scan, and a late day older than those held, still count as held."""
+    settings = make_settings(partitions=1, retention="P1D")  # days are kept 3 days after they end
+    values: dict[str, Any] = {}
+    processor = core(settings, values)
+
+    def utc(tid: str, user: str, at: str) -> bytes:
+        return json.dumps({"transaction_id": tid, "user_id": user, "amount": "1", "currency": "INR",
+                           "status": "succeeded", "occurred_at": at, "timezone": "UTC"}).encode()
+
+    steps = [("u1", "2026-03-01T10:00:00Z", {"u1|2026-03-01"}),
+             ("u2", "2026-03-10T10:00:00Z", {"u2|2026-03-10"}),  # u1 expired; u2 counted with the scan
+             ("u4", "2026-03-14T10:00:00Z", {"u4|2026-03-14"}),  # u2 ended 03-11 00:00: expired at 03-14 00:00
+             ("u3", "2026-03-13T12:00:00Z", {"u3|2026-03-13", "u4|2026-03-14"}),  # late, older than u4
+             ("u5", "2026-03-17T05:00:00Z", {"u4|2026-03-14", "u5|2026-03-17"})]  # u3 expired at 03-17 00:00
+
+    async def run() -> None:
+        for offset, (user, at, held) in enumerate(steps):
+            await count(processor, [Record(settings.topic_transactions, 0, offset, user.encode(),
+                                           utc(f"t{offset}", user, at))])
+            assert {key for key in values if "|2026" in key} == held, (user, sorted(values))
+
+    asyncio.run(run())
