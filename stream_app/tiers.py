@@ -108,6 +108,32 @@ def _window(rule: Rule, tx: TransactionFacts, state: RuleDay, days: Sequence[Day
     return out
 
 
+def _daily_count(tx: TransactionFacts, day: DayCount, rule: Rule, daily_limit: int, late: bool) -> list[tuple[str, str]]:
+    """`daily_count`: the day's own count against the user's limit; its `alert` is the day's
+    crossing (decided by `DayCount.add`). Its `RuleDay` only holds the tiers it fired, made when
+    the first one fires (most days never warn: nothing more to build, store or decode)."""
+    out: list[tuple[str, str]] = []
+    state = day.rules.get(DEFAULT_RULE)
+    over_before = day.crossing is not None and day.crossing != tx.transaction_id
+    for tier in rule.tiers:  # warn first (`paylimit.rules.Rule`)
+        if tier.name == "alert":
+            if day.crossing == tx.transaction_id:
+                out.append((DEFAULT_RULE, "alert"))
+            continue
+        if over_before or (state is not None and tier.name in state.fired):
+            continue  # a heads-up never follows the alert (a limit changed meanwhile), nor comes twice
+        if tier.percent is not None and day.count * 100 >= daily_limit * tier.percent:
+            if state is None:  # first of the day's rules, as it is of the rules (a replay re-sends in that order)
+                state = RuleDay("count", first_seen_at=day.first_seen_at)
+                day.rules = {DEFAULT_RULE: state, **day.rules}
+            state.count, state.value = day.count, Decimal(day.count)
+            first = micros(datetime.fromisoformat(day.first_seen_at))
+            state.fired[tier.name] = Fired(tx.transaction_id, day.count, str(day.count), str(daily_limit), late,
+                                           "count", None, first, rule.shadow)
+            out.append((DEFAULT_RULE, tier.name))
+    return out
+
+
 def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], daily_limit: int,
                 late: bool, neighbours: Sequence[DayCount] = ()) -> list[tuple[str, str]]:
     """Count `tx` (already counted by `day`) into each rule it passes; the (rule, tier) pairs it
@@ -116,8 +142,10 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
     `neighbours`: the user's other days a 24 h window may reach (their values are only read)."""
     fired: list[tuple[str, str]] = []
     for rule in rules:
-        default = rule.name == DEFAULT_RULE
-        if not default and not passes(rule, tx):  # daily_count counts every succeeded transaction
+        if rule.name == DEFAULT_RULE:  # every succeeded transaction, the day's own count
+            fired += _daily_count(tx, day, rule, daily_limit, late)
+            continue
+        if not passes(rule, tx):
             continue
         state = day.rules.get(rule.name)
         if state is None or state.measure != rule.measure or state.window != rule.window:
@@ -130,26 +158,16 @@ def apply_rules(tx: TransactionFacts, day: DayCount, rules: Sequence[Rule], dail
             limit = rule.limit_for(tx.user_id)
             fired += [(rule.name, tier) for tier in _window(rule, tx, state, [*neighbours, day], limit, late)]
             continue
-        if default:  # the day's own count (a day counted before rules existed has no RuleDay yet)
-            state.count, state.value = day.count, Decimal(day.count)
-            limit = Decimal(daily_limit)
-            over_before = day.crossing is not None and day.crossing != tx.transaction_id
-        else:
-            state.count += 1
-            state.value += 1 if rule.measure == "count" else tx.amount
-            limit = rule.limit_for(tx.user_id)
-            over_before = "alert" in state.fired
+        state.count += 1
+        state.value += 1 if rule.measure == "count" else tx.amount
+        limit = rule.limit_for(tx.user_id)
+        over_before = "alert" in state.fired
         for tier in rule.tiers:  # warn first (`paylimit.rules.Rule`)
-            name = tier.name
-            if default and name == "alert":
-                if day.crossing == tx.transaction_id:
-                    fired.append((rule.name, "alert"))
-                continue
-            if name == "warn" and over_before:
+            if tier.name == "warn" and over_before:
                 continue  # a heads-up never follows its rule's alert (a limit or a rule changed meanwhile)
-            if name not in state.fired and reached(name, tier.percent, state.value, limit):
-                first = datetime.fromisoformat(day.first_seen_at if default else state.first_seen_at or "")
-                state.fired[name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late,
-                                          rule.measure, None, micros(first), rule.shadow)
-                fired.append((rule.name, name))
+            if tier.name not in state.fired and reached(tier.name, tier.percent, state.value, limit):
+                first = datetime.fromisoformat(state.first_seen_at or "")
+                state.fired[tier.name] = Fired(tx.transaction_id, state.count, str(state.value), str(limit), late,
+                                               rule.measure, None, micros(first), rule.shadow)
+                fired.append((rule.name, tier.name))
     return fired
