@@ -32,3 +32,10 @@ def test_the_line_names_the_highest_step_that_held_or_says_none_did() -> None:
     none = keeps_up_line({"keeps_up": {"rate": None, "steps": [step(5_000, p99=300.0) | {"held": False}]}})
     assert none.startswith("one worker keeps up with none of the stepped rates (not even 5,000 tx/s)")
     assert "failed" in keeps_up_line({"keeps_up": {"error": "InfraError: boom"}})
+
+
+def test_a_long_fast_run_spreads_its_traffic_over_more_users_so_they_stay_under_the_limit() -> None:
+    from bench.sustained import SPREAD_TX_PER_USER, spread_users
+    assert spread_users(100_000, 1_000, 8) == 100_000
+    assert spread_users(100_000, 10_000, 120) == 400_000
+    assert 10_000 * 120 / spread_users(100_000, 10_000, 120) == SPREAD_TX_PER_USER
