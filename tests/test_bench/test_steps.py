@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.report import keeps_up_line
 from bench.steps import held
+from bench.sustained import SPREAD_TX_PER_USER, spread_users
 
 
 def step(rate: int = 10_000, achieved: float = 10_000.0, drain_s: float | None = 1.0, p99: float = 60.0,
@@ -35,7 +36,6 @@ def test_the_line_names_the_highest_step_that_held_or_says_none_did() -> None:
 
 
 def test_a_long_fast_run_spreads_its_traffic_over_more_users_so_they_stay_under_the_limit() -> None:
-    from bench.sustained import SPREAD_TX_PER_USER, spread_users
     assert spread_users(100_000, 1_000, 8) == 100_000
     assert spread_users(100_000, 10_000, 120) == 400_000
     assert 10_000 * 120 / spread_users(100_000, 10_000, 120) == SPREAD_TX_PER_USER
