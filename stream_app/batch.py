@@ -64,7 +64,7 @@ class Days:
         live = self.live.get(key)
         if live is not None and live[1] is raw:
             return live[0]
-        return decode_day(raw)
+        return decode_day(key, raw)
 
     def put(self, key: str, value: Any, partition: int | None = None) -> None:
         """Write one value (a DayCount, a Progress, or None to delete it) of a key on `partition`."""

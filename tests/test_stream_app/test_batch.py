@@ -25,7 +25,7 @@ def test_a_day_value_costs_about_its_json_size() -> None:
         per_value = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
     finally:
         tracemalloc.stop()
-    assert decode_day(kept[0]).head == day.head
+    assert decode_day("user-0000001|2025-01-15", kept[0]).head == day.head
     assert per_value < size + 100, (per_value, size)  # bytes object header and list slot, not a 4 KB buffer
 
 
