@@ -100,7 +100,8 @@ def test_the_keys_the_worker_writes_or_restores_leave_with_their_partition(tmp_p
                                                              "2026-03-10T01:00:00+00:00", 1, ["t0"]))
         batch.set(partition, progress_key(partition), Progress(1, None))
     batch.write(Changelog(f"{settings.app_id}-days-changelog", days))
-    restored = encode_day(DayCount("back", "2026-03-10", "UTC", 1, 1773187200.0, "2026-03-10T01:00:00+00:00", 1, ["t1"]))
+    restored = encode_day(DayCount("back", "2026-03-10", "UTC", 1, 1773187200.0, "2026-03-10T01:00:00+00:00",
+                                   1, ["t1"]))
     store._apply([(1, b'"back|2026-03-10"', restored), (0, b'"kept-2|2026-03-10"', days.values["kept|2026-03-10"])])
     changelog = f"{settings.app_id}-days-changelog"
     asyncio.run(store.on_recovery_completed({TP(changelog, 0), TP(settings.topic_transactions, 0)}, set()))
