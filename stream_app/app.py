@@ -25,8 +25,8 @@ from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
 from stream_app.exporter import worker_registry
 from stream_app.faust_credentials import broker_credentials
-from stream_app.faust_internals import (FaustGroup, PromptTableManager, check, key_partitions, recovered,
-                                        shorten_fetch_wait, store_dict)
+from stream_app.faust_internals import (FaustGroup, PromptTableManager, check, recovered, shorten_fetch_wait,
+                                        store_dict)
 from stream_app.processor import Processor
 from stream_app.restore import STORE_URL
 from stream_app.views import register_views
@@ -129,7 +129,7 @@ def build_app(settings: Settings) -> faust.App:
     limits = limits_table(app)
     check(app, days)
     group = FaustGroup(app, settings.topic_transactions)
-    state = Days(store_dict(days), key_partitions(days.data))
+    state = Days(store_dict(days))
     processor = Processor(settings, group, state, Changelog(days.changelog_topic.get_topic_name(), state), store_dict(limits))
 
     @app.task

@@ -11,7 +11,7 @@ the store are brought up to date when the changelog is written: decoding and enc
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -46,11 +46,8 @@ class Days:
     days decoded. A decoded day stands for its key only while the store still holds the very
     bytes it was last written as: a restore (or a revocation) that replaces them is seen."""
 
-    def __init__(self, values: dict, partitions: MutableMapping[str, int] | None = None) -> None:
+    def __init__(self, values: dict) -> None:
         self.values = values  # the memory store's own dict (`stream_app.faust_internals.store_dict`)
-        # key -> its changelog partition, as the store keeps it (`faust_internals.key_partitions`):
-        # faust drops the keys of a partition this worker lost by it
-        self.partitions: MutableMapping[str, int] = partitions if partitions is not None else {}
         self.live: dict[str, tuple[DayCount, bytes, float]] = {}  # key -> day, its bytes, when counted
 
     def progress(self, partition: int) -> Progress | None:
@@ -64,17 +61,14 @@ class Days:
         live = self.live.get(key)
         if live is not None and live[1] is raw:
             return live[0]
-        return decode_day(raw)
+        return decode_day(key, raw)
 
-    def put(self, key: str, value: Any, partition: int | None = None) -> None:
-        """Write one value (a DayCount, a Progress, or None to delete it) of a key on `partition`."""
+    def put(self, key: str, value: Any) -> None:
+        """Write one value (a DayCount, a Progress, or None to delete it) of a key."""
         if value is None:
             self.values.pop(key, None)
             self.live.pop(key, None)
-            self.partitions.pop(key, None)
             return
-        if partition is not None:
-            self.partitions[key] = partition
         if isinstance(value, DayCount) and value.count > LIVE_AFTER:
             raw, live = self.values.get(key), self.live.get(key)
             if raw is None or live is None or live[1] is not raw:  # newly hot, or restored since
@@ -124,6 +118,6 @@ class StagedWrites:
     def write(self, changelog: Changelog) -> None:
         """Write the staged keys to the table and mark them for `changelog`."""
         for key, (partition, value) in self.staged.items():
-            self.days.put(key, value, partition)
+            self.days.put(key, value)
             changelog.mark(key, partition)
         self.staged.clear()

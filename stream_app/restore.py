@@ -26,7 +26,9 @@ from faust.types import TP
 
 from paylimit.kafka import Change, read_to_end
 from paylimit.settings import Settings
-from stream_app.faust_internals import assigned_actives, key_partitions, register_store
+from stream_app.batch import PROGRESS, is_progress_key
+from stream_app.faust_internals import assigned_actives, forget_key_partitions, register_store
+from stream_app.state import day_placed
 
 
 def read_changelog(settings: Settings, topic: str, starts: dict[int, int],
@@ -35,29 +37,42 @@ def read_changelog(settings: Settings, topic: str, starts: dict[int, int],
     return read_to_end(settings, topic, starts, f"{settings.app_id}-restore", timeout)
 
 
+def changelog_partition(key: str, raw: bytes) -> int:
+    """A key's changelog partition: its source partition (the worker writes a key's changes there),
+    in a day's value, or a progress key's name."""
+    return int(key[len(PROGRESS):]) if is_progress_key(key) else day_placed(raw).p
+
+
 class BulkRestoredStore(memory.Store):
     """faust's memory store, restored with `read_changelog` on every assignment; the table's
     `options` carry the settings (`{"settings": Settings}`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        forget_key_partitions(self)  # a key's changelog partition is its value's (`on_recovery_completed`)
         self._restored: dict[TP, int] = {}  # active changelog partition -> last offset in memory
 
     def persisted_offset(self, tp: TP) -> int | None:
         return self._restored.get(tp)
 
     def _apply(self, changes: list[Change]) -> None:
-        data, partitions = self.data, key_partitions(self)
-        for partition, key, value in changes:
+        data = self.data
+        for _, key, value in changes:
             if key is None:
                 continue
             name = orjson.loads(key)
             if value is None:
                 data.pop(name, None)
-                partitions.pop(name, None)
             else:
                 data[name] = value
-                partitions[name] = partition
+
+    async def on_recovery_completed(self, active_tps: Set[TP], standby_tps: Set[TP]) -> None:
+        """Drop the keys of the partitions this worker no longer has (faust's memory store does it
+        by the partition it keeps per key; here a key's partition is in its value, or its name)."""
+        partitions = {tp.partition for tp in active_tps}
+        data = self.data
+        for key in [key for key, raw in data.items() if changelog_partition(key, raw) not in partitions]:
+            del data[key]
 
     async def on_rebalance(self, assigned: Set[TP], revoked: Set[TP], newly_assigned: Set[TP],
                            generation_id: int = 0) -> None:

@@ -21,11 +21,16 @@ rule's alert other than `daily_count`'s lists no ids (see README, "Limit rules")
 rule also keeps its transactions' times (8 bytes each) and amounts, at most `MAX_ENTRIES` a day:
 up to about 110 KB more per such rule, outside `VALUE_MAX`.
 
-Encoded as JSON: {"v": 2, "u": user, "d": date, "z": zone, "p": source partition, "e": the day's
-end (epoch s), "f": first seen at, "n": count, "i": the ids kept in full, "h": the hashes (base64),
-"x": crossing id, "l": limit it crossed, "t": late, "r": {rule: RuleDay}}. A value without "v" is
-the format before it (every counted id in "i"), decoded as the day it describes; one without "r"
-has no rule fired yet but `daily_count`'s alert.
+Encoded as JSON (format 3): {"v": 3, "z": zone, "p": source partition, "e": the day's end (epoch
+s), "f": first seen at, "i": the ids kept in full, "n": count, "x": crossing id, "l": limit it
+crossed, "t": late, "h": the hashes (base64), "r": {rule: RuleDay}}, without what the key or the
+rest says: the user and date are the key's (`user|YYYY-MM-DD`), and a key is left out at its
+default ("n" at len("i"), "x"/"l" null, "t" false, "h" empty), "f" without "+00:00" when in UTC, and
+`daily_count`'s RuleDay while it is what the day implies (first in "r", nothing fired, the day's own
+count and first seen). A typical day (two UUID ids, under its limit) is 166 bytes, not 343.
+A value without "v" is format 1 (every counted id in "i", with "u" user and "d" date), "v": 2
+every key written ("u", "d" and `daily_count`'s RuleDay too; none in "r" when no rule had counted):
+both are decoded as the day they describe.
 """
 
 from __future__ import annotations
@@ -39,12 +44,15 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
+from paylimit.rules import DEFAULT_RULE
+
 HASH_BYTES = 8
 WINDOW = 20_000
 #: a bound on an encoded value: 1,001 ids of 128 characters that JSON escapes to 6 bytes each
 #: (771,771 bytes), the window in base64 (213,336) and the rest (a user id like those, a date...)
 VALUE_MAX = 1_000_000
-FORMAT = 2
+FORMAT = 3
+UTC = "+00:00"
 
 
 class Progress(NamedTuple):
@@ -127,6 +135,12 @@ class RuleDay:
                          struct.pack(f"<{len(self.times)}q", *self.times),
                          ",".join(self.amounts) if self.measure == "amount" else None, self.opens, self.window)
 
+    def implied_by(self, day: "DayCount") -> bool:
+        """Is this `daily_count`'s RuleDay as `day` implies it (format 3 leaves it out)?"""
+        return (not self.fired and not self.times and not self.opens and self.measure == "count"
+                and self.window == "calendar_day" and self.count == day.count and self.value == day.count
+                and self.value.as_tuple().exponent == 0 and self.first_seen_at == day.first_seen_at)
+
     @classmethod
     def of(cls, v: "RuleValue") -> "RuleDay":
         times = list(struct.unpack(f"<{len(v.t) // 8}q", v.t)) if v.t else []
@@ -141,11 +155,21 @@ class RuleValue(msgspec.Struct, omit_defaults=True, gc=False):
     s: Decimal
     f: str | None
     m: str
-    x: dict[str, Fired]
+    x: dict[str, Fired] = msgspec.field(default_factory=dict)
     t: bytes = b""
     a: str | None = None
     o: list[int] = msgspec.field(default_factory=list)
     w: str = "calendar_day"
+
+
+#: the lengths of a date and time as `datetime.isoformat()` writes it, without an offset (and
+#: without microseconds): no isoformat() with an offset has one of them
+NAIVE = (26, 19)
+
+
+def short_utc(at: str) -> str:
+    """An isoformat() time in UTC without its "+00:00" (format 3's "f")."""
+    return at[:-len(UTC)] if at.endswith(UTC) and len(at) - len(UTC) in NAIVE else at
 
 
 def id_hash(transaction_id: str) -> bytes:
@@ -204,12 +228,16 @@ class DayCount:
         self._recent_set.add(digest)
 
     def stored(self) -> "DayValue":
-        return DayValue(self.user_id, self.date, self.zone, self.partition, self.end, self.first_seen_at, self.head,
-                        self.crossing, self.limit, self.late, self.count, b"".join(self.recent),
-                        {name: rule.stored() for name, rule in self.rules.items()}, FORMAT)
+        rules = self.rules
+        if rules and next(iter(rules)) == DEFAULT_RULE and rules[DEFAULT_RULE].implied_by(self):
+            rules = {name: rule for name, rule in rules.items() if name != DEFAULT_RULE}
+        return DayValue(v=FORMAT, z=self.zone, p=self.partition, e=self.end, f=short_utc(self.first_seen_at),
+                        i=self.head, n=0 if self.count == len(self.head) else self.count, x=self.crossing,
+                        l=self.limit, t=self.late, h=b"".join(self.recent),
+                        r={name: rule.stored() for name, rule in rules.items()})
 
     @classmethod
-    def of(cls, v: "DayValue") -> "DayCount":
+    def of(cls, v: "DayValue", key: str) -> "DayCount":
         if v.v == 1:  # the format before: every counted id, in full
             ids, crossing = v.i, v.x
             cut = ids.index(crossing) + 1 if crossing is not None else len(ids)
@@ -220,27 +248,34 @@ class DayCount:
         raw = v.h
         recent = deque(raw[i:i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES)) if raw else None
         rules = {name: RuleDay.of(rule) for name, rule in v.r.items()}
-        return cls(v.u, v.d, v.z, v.p, v.e, v.f, v.n, v.i, recent, v.x, v.l, v.t, rules)
+        count = v.n or len(v.i)
+        if v.v == 2:
+            return cls(v.u, v.d, v.z, v.p, v.e, v.f, count, v.i, recent, v.x, v.l, v.t, rules)
+        user, _, date = key.rpartition("|")
+        first_seen = v.f + UTC if len(v.f) in NAIVE else v.f
+        if DEFAULT_RULE not in rules:
+            rules = {DEFAULT_RULE: RuleDay("count", count, Decimal(count), first_seen), **rules}
+        return cls(user, date, v.z, v.p, v.e, first_seen, count, v.i, recent, v.x, v.l, v.t, rules)
 
 
-class DayValue(msgspec.Struct, gc=False):
-    """A `DayCount` as stored: the JSON object of the module docstring ("h" as base64). A value of
-    the format before has no "v", "n", "h" or "r"."""
+class DayValue(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """A `DayCount` as stored: the JSON object of the module docstring ("h" as base64), of any
+    format: one of format 1 has no "v", "n", "h" or "r"; "u" and "d" are not written since format 3."""
 
-    u: str
-    d: str
+    v: int = 1
     z: str
     p: int
     e: float
     f: str
     i: list[str]
-    x: str | None
-    l: int | None  # noqa: E741 (the stored key)
-    t: bool
-    n: int = 0
+    n: int = 0  # 0: len(i) (a day counts one transaction at least)
+    x: str | None = None
+    l: int | None = None  # noqa: E741 (the stored key)
+    t: bool = False
     h: bytes = b""
     r: dict[str, RuleValue] = msgspec.field(default_factory=dict)
-    v: int = 1
+    u: str = ""
+    d: str = ""
 
 
 _DAY = msgspec.json.Decoder(DayValue)
@@ -265,11 +300,12 @@ class Placed(msgspec.Struct, gc=False):
 day_placed = msgspec.json.Decoder(Placed).decode
 
 
-def decode_day(raw: bytes) -> DayCount:
-    return DayCount.of(_DAY.decode(raw))
+def decode_day(key: str, raw: bytes) -> DayCount:
+    """The day stored as `raw` under `key` (a day's user and date are its key's)."""
+    return DayCount.of(_DAY.decode(raw), key)
 
 
 def day_count(value: dict[str, Any]) -> int:
-    """The count of a decoded (JSON) day value, of either format, without rebuilding the day."""
-    return value["n"] if "v" in value else len(value["i"])
+    """The count of a decoded (JSON) day value, of any format, without rebuilding the day."""
+    return value.get("n") or len(value["i"])
 

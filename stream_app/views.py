@@ -47,8 +47,9 @@ def rule_usage(days: Mapping[str, bytes | None], rules: Sequence[Rule], daily_li
     """Each rule's value for the user, limit, remaining and window bounds: on the local date `on`
     for a calendar-day rule, and at the instant `at` for a 24 h window."""
     def day_of(d: date) -> DayCount | None:
-        raw = days.get(day_key(user_id, d.isoformat()))
-        return decode_day(raw) if raw else None
+        key = day_key(user_id, d.isoformat())
+        raw = days.get(key)
+        return decode_day(key, raw) if raw else None
 
     around = [d for d in (day_of(on + timedelta(days=n)) for n in (-2, -1, 1)) if d is not None]
     start, end = day_bounds(on, zone)
@@ -88,13 +89,15 @@ def usage(days: Mapping[str, bytes | None], limit: int, user_id: str, now: datet
         # The user's zone is in their day record; today is one of these dates in any zone.
         utc_today = now.date()
         for candidate in (utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)):
-            raw = days.get(day_key(user_id, candidate.isoformat()))
-            day = decode_day(raw) if raw else None
+            key = day_key(user_id, candidate.isoformat())
+            raw = days.get(key)
+            day = decode_day(key, raw) if raw else None
             if day is not None and local_day(now, zone or day.zone).date == candidate:
                 found = day
     else:
-        raw = days.get(day_key(user_id, on.isoformat()))
-        found = decode_day(raw) if raw else None
+        key = day_key(user_id, on.isoformat())
+        raw = days.get(key)
+        found = decode_day(key, raw) if raw else None
     local = local_day(now, found.zone if found else zone or default_zone)
     count = found.count if found else 0
     on_date = on or local.date

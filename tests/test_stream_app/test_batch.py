@@ -11,7 +11,7 @@ import orjson
 
 from stream_app.batch import LIVE_AFTER, LIVE_IDLE, StagedWrites, Days, is_progress_key, progress_key
 from stream_app.counting import day_key
-from stream_app.state import DayCount, decode_day, encode_day
+from stream_app.state import DayCount, day_count, decode_day, encode_day
 
 
 def test_a_day_value_costs_about_its_json_size() -> None:
@@ -25,7 +25,7 @@ def test_a_day_value_costs_about_its_json_size() -> None:
         per_value = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
     finally:
         tracemalloc.stop()
-    assert decode_day(kept[0]).head == day.head
+    assert decode_day("user-0000001|2025-01-15", kept[0]).head == day.head
     assert per_value < size + 100, (per_value, size)  # bytes object header and list slot, not a 4 KB buffer
 
 
@@ -50,8 +50,8 @@ def test_a_hot_day_stays_decoded_until_the_changelog_encodes_it() -> None:
     assert days.day("small|2026-03-10") is not small  # decoded from its bytes each batch
     assert days.day("hot|2026-03-10") is hot
     hot.add("one-more", 10, False)  # counted in place: the bytes are behind until encoded
-    assert orjson.loads(days.values["hot|2026-03-10"])["n"] == LIVE_AFTER + 1
-    assert orjson.loads(days.encoded("hot|2026-03-10") or b"")["n"] == LIVE_AFTER + 2
+    assert day_count(orjson.loads(days.values["hot|2026-03-10"])) == LIVE_AFTER + 1
+    assert day_count(orjson.loads(days.encoded("hot|2026-03-10") or b"")) == LIVE_AFTER + 2
     assert days.day("hot|2026-03-10") is hot
     days.forget_idle()
     assert days.day("hot|2026-03-10") is hot  # counted a moment ago

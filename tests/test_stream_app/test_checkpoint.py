@@ -12,6 +12,7 @@ import orjson
 import pytest
 from paylimit.settings import Settings
 from stream_app.reader import Record
+from stream_app.state import day_count
 from tests.test_stream_app.test_hot_user import read_topic
 from tests.test_stream_app.test_stall import set_max_message_bytes as max_message_bytes
 from tests.test_stream_app.test_processor import committed, core, count, transaction
@@ -46,4 +47,4 @@ def test_a_refused_changelog_write_holds_the_group_commit_until_it_is_written(
         asyncio.run(processor.commit())
     assert committed(settings, 0) == 3 and "the state" not in processor.metrics.stalled
     days = [json.loads(v or b"null") for k, v in read_topic(settings, topic) if orjson.loads(k or b"") == "u1|2026-03-10"]
-    assert [day["n"] for day in days] == [3]
+    assert [day_count(day) for day in days] == [3]

@@ -24,6 +24,6 @@ def test_faust_is_the_version_and_has_the_internals_the_worker_uses(tmp_path: Pa
 
 def test_a_missing_internal_is_named(tmp_path: Path) -> None:
     app = build_app(get_settings(kafka_bootstrap_servers="localhost:1", home=tmp_path))
-    table: Any = SimpleNamespace(data=SimpleNamespace(data={}))  # a store without its key partitions
-    with pytest.raises(FaustChanged, match="_key_partition"):
+    table: Any = SimpleNamespace(data=SimpleNamespace())  # a store without its dict
+    with pytest.raises(FaustChanged, match="Store.data"):
         check(app, table)

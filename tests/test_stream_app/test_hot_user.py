@@ -74,7 +74,7 @@ def test_a_user_with_30000_transactions_in_a_day_is_counted_with_everyone_else(
         changelog = read_topic(settings, f"{settings.app_id}-days-changelog")
         assert max(len(v or b"") for _, v in changelog) < VALUE_MAX
         [last_hot] = [v for k, v in changelog if k == b'"hot|2026-03-10"'][-1:]
-        assert decode_day(last_hot or b"").count == HOT
+        assert decode_day("hot|2026-03-10", last_hot or b"").count == HOT
         wait_for(lambda: usage(pipeline, "hot") == HOT, 30, "the hot user's usage")
         assert (usage(pipeline, "spread-7"), usage(pipeline, "after-7")) == (10, 11)
     finally:

@@ -115,7 +115,7 @@ def test_records_are_counted_once_and_written_in_order(make_settings: Callable[.
     # the day, then the progress that covers it, on the records' partition; then the group's offset
     written = [(orjson.loads(k or b""), v) for k, v in read_topic(settings, f"{settings.app_id}-days-changelog")]
     assert [k for k, _ in written] == ["u1|2026-03-10", progress_key(1)]
-    assert decode_day(written[0][1] or b"").count == 4
+    assert decode_day(written[0][0], written[0][1] or b"").count == 4
     assert decode_progress(written[1][1] or b"").next_offset == 5
     assert committed(settings, 1) == 5
 
@@ -171,7 +171,7 @@ def test_alerts_once_and_dead_letters_bad_records(make_settings: Callable[..., S
     # the day's value went to the changelog as faust's json codec would write it
     changelog = read_topic(settings, f"{settings.app_id}-days-changelog")
     day_values = {json.loads(k or b""): v for k, v in changelog if b"__" not in (k or b"")}
-    day = decode_day(day_values["u1|2026-03-10"] or b"")
+    day = decode_day("u1|2026-03-10", day_values["u1|2026-03-10"] or b"")
     assert (day.count, day.head, day.crossing) == (4, ["t0", "t1", "t2"], "t2")
     assert day.holds("t3") and not day.holds("t4")
 

@@ -16,11 +16,11 @@ from faust.types import TP
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings, get_settings
 from stream_app.app import build_app
-from stream_app.batch import StagedWrites, Days
+from stream_app.batch import StagedWrites, Days, progress_key
 from stream_app.changelog import Changelog
-from stream_app.faust_internals import key_partitions, store_dict
+from stream_app.faust_internals import store_dict
 from stream_app.restore import BulkRestoredStore, read_changelog
-from stream_app.state import Progress
+from stream_app.state import DayCount, Progress, encode_day
 from tests.e2e.harness import produce
 from tests.test_faults.helpers import ready, wait_for
 
@@ -87,17 +87,23 @@ def test_the_worker_creates_its_changelog_with_closed_segments(make_settings: Ca
         pipeline.stop()
 
 
-def test_the_keys_the_worker_writes_leave_with_their_partition(tmp_path: Path) -> None:
-    """After a rebalance's recovery faust's memory store drops the keys of the partitions this
-    worker lost, by the partition it registered for each: the worker's own writes register theirs."""
+def test_the_keys_the_worker_writes_or_restores_leave_with_their_partition(tmp_path: Path) -> None:
+    """After a rebalance's recovery the store drops the keys of the partitions this worker lost, by
+    the partition in their values (or a progress key's name): it keeps no second map of its keys."""
     settings = get_settings(kafka_bootstrap_servers="localhost:1", home=tmp_path)
     table = build_app(settings).tables["days"]
     store = cast(Any, table).data
-    days = Days(store_dict(table), key_partitions(store))
+    days = Days(store_dict(table))
     batch = StagedWrites(days)
-    batch.set(0, "kept|2026-03-10", Progress(1, None))
-    batch.set(1, "lost|2026-03-10", Progress(2, None))
+    for partition, user in ((0, "kept"), (1, "lost"), (2, "lost-too")):
+        batch.set(partition, f"{user}|2026-03-10", DayCount(user, "2026-03-10", "UTC", partition, 1773187200.0,
+                                                             "2026-03-10T01:00:00+00:00", 1, ["t0"]))
+        batch.set(partition, progress_key(partition), Progress(1, None))
     batch.write(Changelog(f"{settings.app_id}-days-changelog", days))
+    restored = encode_day(DayCount("back", "2026-03-10", "UTC", 1, 1773187200.0, "2026-03-10T01:00:00+00:00",
+                                   1, ["t1"]))
+    store._apply([(1, b'"back|2026-03-10"', restored), (0, b'"kept-2|2026-03-10"', days.values["kept|2026-03-10"])])
     changelog = f"{settings.app_id}-days-changelog"
     asyncio.run(store.on_recovery_completed({TP(changelog, 0), TP(settings.topic_transactions, 0)}, set()))
-    assert set(days.values) == {"kept|2026-03-10"}
+    assert set(days.values) == {"kept|2026-03-10", "kept-2|2026-03-10", progress_key(0)}
+    assert len(store._key_partition) == 0

@@ -58,7 +58,7 @@ class Worker:
     def feed(self, doc: dict[str, Any], rules: Sequence[Rule] = RULES) -> Outcome | None:
         record = Record("tx", 0, self.offset, doc["user_id"].encode(), json.dumps(doc).encode())
         self.offset += 1
-        day_of = lambda key: decode_day(self.days[key]) if key in self.days else None  # noqa: E731
+        day_of = lambda key: decode_day(key, self.days[key]) if key in self.days else None  # noqa: E731
         handled = handle(record, day_of, self.stream_time, lambda user: SETTINGS.daily_limit, NOW, SETTINGS,
                          effective_rules({r.name: r for r in rules}, SETTINGS.daily_limit))
         assert handled.decision is not None and handled.key is not None
@@ -115,13 +115,13 @@ def test_a_replayed_crossing_sends_every_alert_it_fired_again_and_counts_nothing
     w = Worker()
     for i in range(8):
         w.feed(tx(f"t{i}", i, "100.00"))  # the 8th: daily_count's heads-up (8 of 10) and inr_day's (800.00)
-    before = decode_day(next(iter(w.days.values())))
+    before = decode_day(*next(iter(w.days.items())))
     assert w.feed(tx("t7", 7, "100.00")) is Outcome.RESEND
     assert [(a.rule, a.tier, resent) for a, resent in w.sent[-2:]] == [("daily_count", "warn", True), ("inr_day", "warn", True)]
     first = {(a.rule, a.tier): a for a, resent in w.sent if not resent}
     for again, _ in w.sent[-2:]:
         assert again == first[(again.rule, again.tier)]
-    after = decode_day(next(iter(w.days.values())))
+    after = decode_day(*next(iter(w.days.items())))
     assert (after.count, after.rules["inr_day"].value) == (before.count, before.rules["inr_day"].value) == (8, Decimal("800.00"))
 
 
