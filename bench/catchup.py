@@ -3,8 +3,8 @@
 Timed from the workers' start to their consumer group's lag 0 (a catch-up's real cost,
 process start and group join included), and from the first record processed (the worker's
 /stats `consumed` moving) to lag 0: the steady rate. With one worker, the worker's RSS is
-read when it has processed its first records (its Kafka clients connected and their buffers
-filled: what it costs with no users) and after the catch-up (the memory figure).
+read when it has processed 5 % of the records (its Kafka clients connected and their buffers
+full) and after the catch-up: the memory figure is the growth between, per user added.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
 
 POLL = 0.25
+#: the worker's start RSS is read once it has processed this share of the records: its fetch
+#: buffers (8 MB of prefetch, the fetches in flight) are full by then, where at its first records
+#: they were still filling, and counted as the users' memory
+RSS_START_SHARE = 0.05
 #: after every record was processed, how long the group may take to commit them all before the
 #: catch-up is reported as stalled (its rate then ends at its last record, with the lag left)
 COMMIT_GRACE = 15.0
@@ -76,6 +80,7 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
                     consumed, moved = int(metrics.get("consumed", 0)), now
                 if consumed and first is None:
                     first = now
+                if not consumed_at_rss_start and consumed >= RSS_START_SHARE * expected:
                     rss_start, consumed_at_rss_start = rss_mb(pipeline.workers[0].pid), consumed
                 on_progress(max(min(consumed, expected) - shown, 0))
                 shown = max(shown, min(consumed, expected))
