@@ -20,6 +20,7 @@ from paylimit.errors import InfraError
 from paylimit.kafka import LagReader
 from paylimit.runtime.pipeline import Pipeline
 from paylimit.settings import Settings
+from stream_app import heap
 
 POLL = 0.25
 #: the worker's start RSS is read once it has processed this share of the records: its fetch
@@ -90,6 +91,7 @@ def run_catchup(settings: Settings, workers: int, expected: int, timeout: float,
                 if lag.lag() == 0:
                     end = time.monotonic()
                     tp = Throughput(expected, end - began, end - (first or began))
+                    time.sleep(heap.INTERVAL + 0.5)  # at rest, its heap's free memory given back
                     return CatchUp(tp, rss_start, rss_mb(pipeline.workers[0].pid), consumed, consumed_at_rss_start)
             time.sleep(POLL)
     finally:

@@ -110,9 +110,10 @@ def table(result: dict) -> Table:
     if "error" in result.get("keeps_up", {}):
         t.add_row("stepped", "failed", "", result["keeps_up"]["error"][:80])
     mem = result.get("memory", {})
-    t.add_row("worker memory per 100k active users", _n(mem.get("growth_per_100k_users_mb"), " MB", 1), "",
-              f"RSS growth from {_n(mem.get('rss_start_mb'), ' MB', 1)} (after 5 % of the records) to "
-              f"{_n(mem.get('rss_mb'), ' MB', 1)} with {_n(mem.get('active_users'))} users; target <= 45 MB")
+    t.add_row("worker memory per 100k active users", _n(mem.get("above_idle_per_100k_users_mb"), " MB", 1), "",
+              f"RSS at rest after the catch-up {_n(mem.get('rss_mb'), ' MB', 1)} with {_n(mem.get('active_users'))} "
+              f"users, an idle worker's {_n(result.get('rss_idle_mb'), ' MB', 1)}; growth from 5 % of the records "
+              f"{_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k; target <= 45 MB")
     rec = result.get("recovery", {})
     t.add_row("recovery after kill -9: first record", _n(rec.get("to_first_record_s"), " s", 1), "",
               rec.get("error", f"at {_n(rec.get('rate'))} tx/s; target <= 3 s"))

@@ -157,6 +157,10 @@ def run(config: BenchConfig, settings: Settings, console: Console) -> dict[str, 
         sustained = phases.run("sustained end to end", do_sustained)
         result["sustained"] = sustained.get("rates", [sustained])
         result["rss_idle_mb"] = sustained.get("rss_idle_mb")
+        mem = result["memory"]
+        if result["rss_idle_mb"] and mem.get("active_users"):  # both at rest, their heaps trimmed
+            mem["above_idle_per_100k_users_mb"] = round(
+                (mem["rss_mb"] - result["rss_idle_mb"]) * 100_000 / mem["active_users"], 1)
 
         def do_hot() -> dict:
             s = phase_settings(base, run_home, "hot", 1)

@@ -10,6 +10,7 @@ faust internals the worker needs are in `stream_app.faust_internals`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, cast
 
@@ -23,6 +24,7 @@ from paylimit.settings import Settings
 from stream_app.batch import Days
 from stream_app.changelog import Changelog
 from stream_app.checkpoint import STALL_REPORT
+from stream_app import heap
 from stream_app.exporter import worker_registry
 from stream_app.faust_credentials import broker_credentials
 from stream_app.faust_internals import (FaustGroup, PromptTableManager, check, recovered, shorten_fetch_wait,
@@ -146,6 +148,10 @@ def build_app(settings: Settings) -> faust.App:
     @app.timer(settings.commit_interval)
     async def commit_progress() -> None:
         await processor.commit()
+
+    @app.timer(heap.INTERVAL)
+    async def release_heap() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, heap.release)
 
     @app.agent(transactions, name="drop-delivered")
     async def drop_delivered(stream: faust.StreamT) -> None:

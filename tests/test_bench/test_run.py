@@ -61,7 +61,7 @@ def test_quick_bench_writes_every_figure(services: tuple[str, str], tmp_path: Pa
     for q in ("p50", "p95", "p99"):
         _number(sustained, "latency_ms", q)
     assert sustained["alerts"] > 0  # heavy users cross the limit during the run
-    for figure in ("rss_mb", "per_100k_users_mb", "active_users"):
+    for figure in ("rss_mb", "per_100k_users_mb", "active_users", "above_idle_per_100k_users_mb"):
         _number(result, "memory", figure)
     hot = result["hot_user"]  # one user's 2,000 transactions after spread users, on one partition
     for figure in ("spread_per_s", "hot_per_s", "ratio"):
