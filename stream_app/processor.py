@@ -23,7 +23,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-
 from paylimit.errors import InfraError
 from paylimit.rules import Rule
 from paylimit.settings import Settings
