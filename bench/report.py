@@ -112,8 +112,7 @@ def table(result: dict) -> Table:
     mem = result.get("memory", {})
     t.add_row("worker memory per 100k active users", _n(mem.get("above_idle_per_100k_users_mb"), " MB", 1), "",
               f"RSS at rest after the catch-up {_n(mem.get('rss_mb'), ' MB', 1)} with {_n(mem.get('active_users'))} "
-              f"users, an idle worker's {_n(result.get('rss_idle_mb'), ' MB', 1)}; growth from 5 % of the records "
-              f"{_n(mem.get('growth_per_100k_users_mb'), ' MB', 1)}/100k; target <= 45 MB")
+              f"users, an idle worker's {_n(result.get('rss_idle_mb'), ' MB', 1)}; target <= 45 MB")
     rec = result.get("recovery", {})
     t.add_row("recovery after kill -9: first record", _n(rec.get("to_first_record_s"), " s", 1), "",
               rec.get("error", f"at {_n(rec.get('rate'))} tx/s; target <= 3 s"))
